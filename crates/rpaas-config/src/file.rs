@@ -1,0 +1,79 @@
+//! The shape of the TOML files, as written. Only syntax is checked here (`deny_unknown_fields`
+//! catches typos); meaning is checked in `validate`.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    #[serde(default)]
+    pub node: FileNode,
+    #[serde(default)]
+    pub listener: Vec<FileListener>,
+    #[serde(default)]
+    pub instance: Vec<FileInstance>,
+}
+
+/// Keys that later issues add to `[node]` are accepted by name here so that one config file can
+/// serve the whole product; unknown keys are still refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileNode {
+    pub admin: Option<String>,
+    pub log: Option<String>,
+    pub instances_dir: Option<String>,
+    pub strip_headers: Option<Vec<String>>,
+    pub deny_methods: Option<Vec<String>>,
+    pub hsts: Option<String>,
+    pub drain_timeout: Option<FileDuration>,
+    pub threads: Option<i64>,
+    pub handshake_timeout: Option<FileDuration>,
+    pub keepalive_timeout: Option<FileDuration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum FileDuration {
+    Seconds(i64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileListener {
+    pub address: Option<String>,
+    pub tls: Option<String>,
+    pub client_ip: Option<String>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    pub http2: Option<bool>,
+    pub default_host: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileInstances {
+    #[serde(default)]
+    pub instance: Vec<FileInstance>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileInstance {
+    pub id: Option<String>,
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub upstream: Option<String>,
+    pub upstream_host: Option<String>,
+    pub upstream_ca: Option<String>,
+    pub dangerous_skip_upstream_verify: Option<bool>,
+    pub bind: Option<String>,
+    pub connect_timeout: Option<FileDuration>,
+    pub read_timeout: Option<FileDuration>,
+    pub write_timeout: Option<FileDuration>,
+    pub idle_timeout: Option<FileDuration>,
+    pub strip_headers: Option<Vec<String>>,
+    pub hsts: Option<String>,
+}

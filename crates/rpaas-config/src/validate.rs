@@ -1,0 +1,658 @@
+//! `File*` → validated types. Each check pushes a [`ConfigError`] naming file, key and reason;
+//! a load fails if any was pushed, so `rpaas check` lists every problem at once.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::file::{FileConfig, FileDuration, FileInstance, FileInstances, FileListener, FileNode};
+use crate::{
+    ClientIpSource, Config, ConfigError, ConfigErrors, Instance, IpNet, Listener, LogTarget, Node,
+    Timeouts, TlsProfile, Upstream,
+};
+
+/// Automate holds requests open for minutes; 300 s is the floor the issue asks for.
+const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Reads and validates the config at `path` (and its `instances_dir`).
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path, "-", format!("cannot read file: {e}")))?;
+    let file: FileConfig = parse_toml(path, &text)?;
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let mut v = Validator {
+        errors: Vec::new(),
+        base,
+    };
+    let node = v.node(path, &file.node);
+    let listeners: Vec<Listener> = file
+        .listener
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| v.listener(path, i, l))
+        .collect();
+    if file.listener.is_empty() {
+        v.err(path, "listener", "at least one [[listener]] is required");
+    }
+
+    let mut instance_files: Vec<(PathBuf, Vec<FileInstance>)> =
+        vec![(path.to_path_buf(), file.instance)];
+    if let Some(dir) = &file.node.instances_dir {
+        let dir = v.resolve(dir);
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => {
+                let mut files: Vec<PathBuf> = entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                    .collect();
+                files.sort();
+                for f in files {
+                    match std::fs::read_to_string(&f) {
+                        Ok(text) => match parse_toml::<FileInstances>(&f, &text) {
+                            Ok(fi) => instance_files.push((f, fi.instance)),
+                            Err(e) => v.errors.extend(e.0),
+                        },
+                        Err(e) => v.err(&f, "-", format!("cannot read file: {e}")),
+                    }
+                }
+            }
+            Err(e) => v.err(
+                path,
+                "node.instances_dir",
+                format!("cannot read directory {}: {e}", dir.display()),
+            ),
+        }
+    }
+
+    let mut instances = Vec::new();
+    let mut ids: HashMap<String, PathBuf> = HashMap::new();
+    let mut hosts: HashMap<String, String> = HashMap::new();
+    for (file, list) in &instance_files {
+        for (i, fi) in list.iter().enumerate() {
+            let Some(inst) = v.instance(file, i, fi) else {
+                continue;
+            };
+            let key = format!("instance[{i}]");
+            if let Some(prev) = ids.insert(inst.id.clone(), file.clone()) {
+                v.err(
+                    file,
+                    format!("{key}.id"),
+                    format!(
+                        "instance id {:?} is already used in {}",
+                        inst.id,
+                        prev.display()
+                    ),
+                );
+            }
+            for h in &inst.hostnames {
+                if let Some(owner) = hosts.insert(h.clone(), inst.id.clone()) {
+                    v.err(
+                        file,
+                        format!("{key}.hostnames"),
+                        format!("hostname {h:?} is already claimed by instance {owner:?}"),
+                    );
+                }
+            }
+            instances.push(inst);
+        }
+    }
+    for (i, l) in listeners.iter().enumerate() {
+        if let Some(h) = &l.default_host {
+            if !hosts.contains_key(h) {
+                v.err(
+                    path,
+                    format!("listener[{i}].default_host"),
+                    format!("{h:?} is not a hostname of any instance"),
+                );
+            }
+        }
+    }
+    let mut seen = HashMap::new();
+    for (i, l) in listeners.iter().enumerate() {
+        // Port 0 asks the kernel for a fresh port each time, so it never collides.
+        if l.address.port() == 0 {
+            continue;
+        }
+        if let Some(prev) = seen.insert(l.address, i) {
+            v.err(
+                path,
+                format!("listener[{i}].address"),
+                format!("{} is already used by listener[{prev}]", l.address),
+            );
+        }
+    }
+    if !v.errors.is_empty() {
+        return Err(ConfigErrors(v.errors));
+    }
+    Ok(Config {
+        source: path.to_path_buf(),
+        node,
+        listeners,
+        instances,
+    })
+}
+
+fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigErrors> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let mut reason = inner.message().to_string();
+        if let Some(span) = inner.span() {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            reason = format!("{reason} (line {line})");
+        }
+        let key = if key == "." { "-".to_string() } else { key };
+        ConfigError::new(path, key, reason).into()
+    })
+}
+
+struct Validator {
+    errors: Vec<ConfigError>,
+    base: PathBuf,
+}
+
+impl Validator {
+    fn err(&mut self, file: &Path, key: impl Into<String>, reason: impl Into<String>) {
+        self.errors.push(ConfigError::new(file, key, reason));
+    }
+
+    fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn duration(
+        &mut self,
+        file: &Path,
+        key: &str,
+        d: &Option<FileDuration>,
+        default: Duration,
+    ) -> Duration {
+        match d {
+            None => default,
+            Some(FileDuration::Seconds(s)) if *s > 0 => Duration::from_secs(*s as u64),
+            Some(FileDuration::Seconds(s)) => {
+                self.err(file, key, format!("must be positive, got {s}"));
+                default
+            }
+            Some(FileDuration::Text(t)) => match humantime::parse_duration(t) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => {
+                    self.err(file, key, "must be positive");
+                    default
+                }
+                Err(e) => {
+                    self.err(
+                        file,
+                        key,
+                        format!("bad duration {t:?}: {e} (write e.g. \"30s\" or \"5m\")"),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn header_names(&mut self, file: &Path, key: &str, names: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, n) in names.iter().enumerate() {
+            if n.is_empty() || !n.bytes().all(is_tchar) {
+                self.err(file, format!("{key}[{i}]"), format!("{n:?} is not a header name"));
+            } else {
+                out.push(n.to_ascii_lowercase());
+            }
+        }
+        out
+    }
+
+    fn node(&mut self, file: &Path, n: &FileNode) -> Node {
+        let admin = match &n.admin {
+            None => None,
+            Some(a) => match a.parse::<SocketAddr>() {
+                Ok(sa) => Some(sa),
+                Err(_) => {
+                    self.err(
+                        file,
+                        "node.admin",
+                        format!("{a:?} is not an address like 127.0.0.1:9901"),
+                    );
+                    None
+                }
+            },
+        };
+        let log = match n.log.as_deref() {
+            None | Some("stdout") => LogTarget::Stdout,
+            Some("") => {
+                self.err(file, "node.log", "must be \"stdout\" or a file path");
+                LogTarget::Stdout
+            }
+            Some(p) => LogTarget::File(self.resolve(p)),
+        };
+        let strip_headers = match &n.strip_headers {
+            Some(v) => self.header_names(file, "node.strip_headers", v),
+            None => rpaas_harden::DEFAULT_STRIP
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        };
+        let deny_methods = match &n.deny_methods {
+            Some(v) => {
+                let mut out = Vec::new();
+                for (i, m) in v.iter().enumerate() {
+                    if m.is_empty() || !m.bytes().all(is_tchar) {
+                        self.err(
+                            file,
+                            format!("node.deny_methods[{i}]"),
+                            format!("{m:?} is not an HTTP method"),
+                        );
+                    } else {
+                        out.push(m.to_ascii_uppercase());
+                    }
+                }
+                out
+            }
+            None => rpaas_harden::DEFAULT_DENY_METHODS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        };
+        let hsts = match n.hsts.as_deref() {
+            None => Some(rpaas_harden::DEFAULT_HSTS.to_string()),
+            Some("") | Some("off") => None,
+            Some(v) => {
+                if v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                    Some(v.to_string())
+                } else {
+                    self.err(file, "node.hsts", "must be printable ASCII");
+                    None
+                }
+            }
+        };
+        let threads = match n.threads {
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            Some(t) if (1..=256).contains(&t) => t as usize,
+            Some(t) => {
+                self.err(file, "node.threads", format!("must be 1..=256, got {t}"));
+                1
+            }
+        };
+        Node {
+            admin,
+            log,
+            strip_headers,
+            deny_methods,
+            hsts,
+            drain_timeout: self.duration(
+                file,
+                "node.drain_timeout",
+                &n.drain_timeout,
+                Duration::from_secs(10),
+            ),
+            threads,
+            handshake_timeout: self.duration(
+                file,
+                "node.handshake_timeout",
+                &n.handshake_timeout,
+                Duration::from_secs(10),
+            ),
+            keepalive_timeout: self.duration(
+                file,
+                "node.keepalive_timeout",
+                &n.keepalive_timeout,
+                Duration::from_secs(60),
+            ),
+        }
+    }
+
+    fn listener(&mut self, file: &Path, i: usize, l: &FileListener) -> Option<Listener> {
+        let key = format!("listener[{i}]");
+        let before = self.errors.len();
+        let address = match l.address.as_deref() {
+            None => {
+                self.err(file, format!("{key}.address"), "is required");
+                None
+            }
+            Some(a) => match a.parse::<SocketAddr>() {
+                Ok(sa) => Some(sa),
+                Err(_) => {
+                    self.err(
+                        file,
+                        format!("{key}.address"),
+                        format!("{a:?} is not an address like 0.0.0.0:443"),
+                    );
+                    None
+                }
+            },
+        };
+        let tls = match l.tls.as_deref().unwrap_or("intermediate") {
+            "modern" => TlsProfile::Modern,
+            "intermediate" => TlsProfile::Intermediate,
+            "legacy" => TlsProfile::Legacy,
+            other => {
+                self.err(
+                    file,
+                    format!("{key}.tls"),
+                    format!(
+                        "unknown TLS profile {other:?} (expected \"modern\", \"intermediate\" or \"legacy\")"
+                    ),
+                );
+                TlsProfile::Intermediate
+            }
+        };
+        let client_ip = match l.client_ip.as_deref().unwrap_or("socket") {
+            "socket" => ClientIpSource::Socket,
+            "x-forwarded-for" => ClientIpSource::XForwardedFor,
+            "proxy-protocol" => ClientIpSource::ProxyProtocol,
+            other => {
+                self.err(
+                    file,
+                    format!("{key}.client_ip"),
+                    format!(
+                        "unknown client_ip source {other:?} (expected \"socket\", \"x-forwarded-for\" or \"proxy-protocol\")"
+                    ),
+                );
+                ClientIpSource::Socket
+            }
+        };
+        let trusted_proxies = self.cidrs(file, &format!("{key}.trusted_proxies"), &l.trusted_proxies);
+        if client_ip != ClientIpSource::Socket && l.trusted_proxies.is_empty() {
+            self.err(
+                file,
+                format!("{key}.trusted_proxies"),
+                "is required when client_ip is not \"socket\" (who may supply the client address?)",
+            );
+        }
+        let default_host = l.default_host.as_ref().map(|h| h.to_ascii_lowercase());
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(Listener {
+            address: address?,
+            tls,
+            client_ip,
+            trusted_proxies,
+            http2: l.http2.unwrap_or(true),
+            default_host,
+        })
+    }
+
+    fn cidrs(&mut self, file: &Path, key: &str, list: &[String]) -> Vec<IpNet> {
+        let mut out = Vec::new();
+        for (i, s) in list.iter().enumerate() {
+            match parse_cidr(s) {
+                Ok(n) => out.push(n),
+                Err(reason) => self.err(file, format!("{key}[{i}]"), reason),
+            }
+        }
+        out
+    }
+
+    fn instance(&mut self, file: &Path, i: usize, f: &FileInstance) -> Option<Instance> {
+        let key = format!("instance[{i}]");
+        let before = self.errors.len();
+        let id = match f.id.as_deref() {
+            None => {
+                self.err(file, format!("{key}.id"), "is required");
+                String::new()
+            }
+            Some(id) => {
+                if id.is_empty()
+                    || id.len() > 64
+                    || !id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    self.err(
+                        file,
+                        format!("{key}.id"),
+                        format!("{id:?} must be 1-64 characters of [A-Za-z0-9_-]"),
+                    );
+                }
+                id.to_string()
+            }
+        };
+        if f.hostnames.is_empty() {
+            self.err(file, format!("{key}.hostnames"), "at least one hostname is required");
+        }
+        let mut hostnames = Vec::new();
+        for (j, h) in f.hostnames.iter().enumerate() {
+            let lower = h.to_ascii_lowercase();
+            if !is_hostname(&lower) {
+                self.err(
+                    file,
+                    format!("{key}.hostnames[{j}]"),
+                    format!("{h:?} is not a DNS hostname"),
+                );
+            } else if hostnames.contains(&lower) {
+                self.err(
+                    file,
+                    format!("{key}.hostnames[{j}]"),
+                    format!("{h:?} is listed twice"),
+                );
+            } else {
+                hostnames.push(lower);
+            }
+        }
+        let cert = f.cert.as_deref().map(|p| self.resolve(p));
+        let keyf = f.key.as_deref().map(|p| self.resolve(p));
+        match (&cert, &keyf) {
+            (Some(_), None) => self.err(file, format!("{key}.key"), "cert is set but key is not"),
+            (None, Some(_)) => self.err(file, format!("{key}.cert"), "key is set but cert is not"),
+            _ => {}
+        }
+        for (name, p) in [("cert", &cert), ("key", &keyf)] {
+            if let Some(p) = p {
+                if !p.is_file() {
+                    self.err(
+                        file,
+                        format!("{key}.{name}"),
+                        format!("file {} does not exist", p.display()),
+                    );
+                }
+            }
+        }
+        let upstream = match f.upstream.as_deref() {
+            None => {
+                self.err(file, format!("{key}.upstream"), "is required");
+                None
+            }
+            Some(u) => match parse_upstream(u) {
+                Ok(up) => Some(up),
+                Err(reason) => {
+                    self.err(file, format!("{key}.upstream"), reason);
+                    None
+                }
+            },
+        };
+        let upstream_host = f.upstream_host.as_ref().map(|h| h.to_ascii_lowercase());
+        if let Some(h) = &upstream_host {
+            if !is_hostname(h) && h.parse::<IpAddr>().is_err() {
+                self.err(
+                    file,
+                    format!("{key}.upstream_host"),
+                    format!("{h:?} is not a hostname"),
+                );
+            }
+        }
+        let upstream_ca = f.upstream_ca.as_deref().map(|p| self.resolve(p));
+        if let Some(p) = &upstream_ca {
+            if !p.is_file() {
+                self.err(
+                    file,
+                    format!("{key}.upstream_ca"),
+                    format!("file {} does not exist", p.display()),
+                );
+            }
+        }
+        let bind = match f.bind.as_deref() {
+            None => None,
+            Some(b) => match b.parse::<IpAddr>() {
+                Ok(ip) => Some(ip),
+                Err(_) => {
+                    self.err(
+                        file,
+                        format!("{key}.bind"),
+                        format!("{b:?} is not an IP address"),
+                    );
+                    None
+                }
+            },
+        };
+        let timeouts = Timeouts {
+            connect: self.duration(
+                file,
+                &format!("{key}.connect_timeout"),
+                &f.connect_timeout,
+                Duration::from_secs(10),
+            ),
+            read: self.duration(
+                file,
+                &format!("{key}.read_timeout"),
+                &f.read_timeout,
+                DEFAULT_READ_TIMEOUT,
+            ),
+            write: self.duration(
+                file,
+                &format!("{key}.write_timeout"),
+                &f.write_timeout,
+                DEFAULT_READ_TIMEOUT,
+            ),
+            idle: self.duration(
+                file,
+                &format!("{key}.idle_timeout"),
+                &f.idle_timeout,
+                Duration::from_secs(60),
+            ),
+        };
+        let strip_headers = match &f.strip_headers {
+            Some(v) => self.header_names(file, &format!("{key}.strip_headers"), v),
+            None => Vec::new(),
+        };
+        let hsts = match f.hsts.as_deref() {
+            None => None,
+            Some("") | Some("off") => Some(None),
+            Some(v) => Some(Some(v.to_string())),
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(Instance {
+            id,
+            hostnames,
+            cert,
+            key: keyf,
+            upstream: upstream?,
+            upstream_host,
+            upstream_ca,
+            upstream_verify: !f.dangerous_skip_upstream_verify.unwrap_or(false),
+            bind,
+            timeouts,
+            strip_headers,
+            hsts,
+            source: file.to_path_buf(),
+            position: i,
+        })
+    }
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A DNS hostname: labels of letters, digits and hyphens, not starting or ending with a hyphen.
+pub(crate) fn is_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && h.parse::<IpAddr>().is_err()
+}
+
+/// Parses `a.b.c.d/n`, `v6/n`, or a bare address (a host route).
+pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    if let Ok(n) = s.parse::<IpNet>() {
+        if n.trunc() != n {
+            return Err(format!(
+                "{s:?} has host bits set (did you mean {}?)",
+                n.trunc()
+            ));
+        }
+        return Ok(n);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    Err(format!("{s:?} is not a CIDR like 203.0.113.0/24 or 2001:db8::/32"))
+}
+
+fn parse_upstream(u: &str) -> Result<Upstream, String> {
+    let (tls, rest, default_port) = if let Some(r) = u.strip_prefix("https://") {
+        (true, r, 443)
+    } else if let Some(r) = u.strip_prefix("http://") {
+        (false, r, 80)
+    } else {
+        return Err(format!("{u:?} must start with http:// or https://"));
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.contains(['/', '?', '#', '@']) || rest.is_empty() {
+        return Err(format!(
+            "{u:?} must be scheme://host[:port] with no path, query or userinfo"
+        ));
+    }
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (h, p) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("{u:?} has an unclosed IPv6 bracket"))?;
+        let port = match p.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| format!("{u:?} has a bad port"))?,
+            None if p.is_empty() => default_port,
+            None => return Err(format!("{u:?} has junk after the IPv6 address")),
+        };
+        (h.to_string(), port)
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse::<u16>()
+                    .map_err(|_| format!("{u:?} has a bad port {p:?}"))?,
+            ),
+            None => (rest.to_string(), default_port),
+        }
+    };
+    if port == 0 {
+        return Err(format!("{u:?}: port 0 is not allowed"));
+    }
+    let host = host.to_ascii_lowercase();
+    let addr = match host.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port),
+        Err(_) => {
+            if !is_hostname(&host) {
+                return Err(format!("{u:?}: {host:?} is not a hostname or IP address"));
+            }
+            (host.as_str(), port)
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve {host:?}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("{host:?} resolves to no address"))?
+        }
+    };
+    Ok(Upstream {
+        tls,
+        host,
+        port,
+        addr,
+    })
+}

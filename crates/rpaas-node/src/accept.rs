@@ -1,0 +1,378 @@
+//! Our own accept loop in front of Pingora's HTTP engine. Pingora has no PROXY protocol and
+//! cannot tell us which address a `:0` listener got, nor what a client offered when its TLS
+//! handshake fails; owning the loop gives us all three. Per connection:
+//!
+//! 1. accept; read the PROXY header if the listener expects one *and* the peer is trusted;
+//! 2. read the first TLS record and parse the ClientHello (SNI, offered versions) for logs;
+//! 3. put the bytes back (`Stream::rewind`) and run the OpenSSL handshake;
+//! 4. hand the TLS stream to Pingora's `HttpProxy` for as many requests as it carries.
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use openssl::ssl::{NameType, SslAcceptor};
+use pingora::apps::ServerApp;
+use pingora::listeners::TlsAccept;
+use pingora::protocols::l4::socket::SocketAddr as PSocketAddr;
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::tls::TlsRef;
+use pingora::protocols::{GetSocketDigest, SocketDigest};
+use pingora::server::ShutdownWatch;
+use rpaas_config::{ClientIpSource, TlsProfile};
+use rpaas_wire::client_hello::{self, ClientHelloInfo, Peeked};
+use rpaas_wire::proxy::{self, ProxyHeader};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+
+use crate::Shared;
+
+/// What the accept loop learned about a connection, carried to every request on it through
+/// the TLS digest's extension slot.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The SNI the client sent (lowercase).
+    pub sni: Option<String>,
+    /// The TCP peer (the load balancer when a PROXY header was used).
+    pub tcp_peer: SocketAddr,
+    /// The client address after the PROXY header, if any.
+    pub client: SocketAddr,
+    pub listener: usize,
+}
+
+/// Why the prelude (PROXY header + ClientHello) could not be read.
+#[derive(Debug, thiserror::Error)]
+enum PreludeError {
+    #[error("{0}")]
+    Proxy(#[from] proxy::ProxyError),
+    #[error("connection closed before the handshake")]
+    Closed,
+    #[error("read error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+struct Prelude {
+    proxied: Option<SocketAddr>,
+    hello: Option<ClientHelloInfo>,
+    not_tls: bool,
+}
+
+/// Reads the PROXY header (when `want_proxy`) and the first TLS record, then rewinds the
+/// stream to just after the PROXY header.
+async fn read_prelude(stream: &mut L4Stream, want_proxy: bool) -> Result<Prelude, PreludeError> {
+    let mut buf: Vec<u8> = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 4096];
+    let mut proxied = None;
+    let mut offset = 0usize;
+    if want_proxy {
+        loop {
+            match proxy::parse(&buf)? {
+                proxy::Parsed::Done { header, len } => {
+                    if let ProxyHeader::Proxied { source, .. } = header {
+                        proxied = Some(source);
+                    }
+                    offset = len;
+                    break;
+                }
+                proxy::Parsed::Incomplete => {
+                    let n = stream.read(&mut chunk).await?;
+                    if n == 0 {
+                        return Err(PreludeError::Closed);
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+    }
+    let (hello, not_tls) = loop {
+        match client_hello::peek(&buf[offset..]) {
+            Peeked::NeedBytes(_) => {
+                let n = stream.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err(PreludeError::Closed);
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            Peeked::Hello(h) => break (Some(h), false),
+            Peeked::Malformed => break (None, false),
+            Peeked::NotTls => break (None, true),
+        }
+    };
+    stream.rewind(&buf[offset..]);
+    Ok(Prelude {
+        proxied,
+        hello,
+        not_tls,
+    })
+}
+
+/// Decrements the open-connection count when a connection ends, however it ends.
+struct ConnGuard(Arc<Shared>);
+
+impl ConnGuard {
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.metrics.connections.inc();
+        shared
+            .active
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Self(shared)
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.metrics.connections.dec();
+        if self
+            .0
+            .active
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+struct HandshakeCallbacks(ConnInfo);
+
+#[async_trait]
+impl TlsAccept for HandshakeCallbacks {
+    async fn handshake_complete_callback(
+        &self,
+        ssl: &TlsRef,
+    ) -> Option<Arc<dyn Any + Send + Sync>> {
+        let mut info = self.0.clone();
+        info.sni = ssl
+            .servername(NameType::HOST_NAME)
+            .map(|s| s.trim_end_matches('.').to_ascii_lowercase());
+        Some(Arc::new(info))
+    }
+}
+
+/// Accepts TLS connections on one listener until shutdown.
+pub async fn serve_tls<A>(
+    shared: Arc<Shared>,
+    index: usize,
+    listener: TcpListener,
+    acceptor: Arc<SslAcceptor>,
+    app: Arc<A>,
+    mut shutdown: ShutdownWatch,
+) where
+    A: ServerApp + Send + Sync + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() { break; }
+                continue;
+            }
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(target: "rpaas::accept", error = %e, "accept failed");
+                // Out of file descriptors: back off instead of spinning.
+                if e.raw_os_error() == Some(libc::EMFILE) || e.raw_os_error() == Some(libc::ENFILE)
+                {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _guard = ConnGuard::new(shared.clone());
+            handle_tls(shared, index, tcp, peer, &acceptor, app, shutdown).await;
+        });
+    }
+}
+
+async fn handle_tls<A>(
+    shared: Arc<Shared>,
+    index: usize,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    acceptor: &SslAcceptor,
+    app: Arc<A>,
+    shutdown: ShutdownWatch,
+) where
+    A: ServerApp + Send + Sync + 'static,
+{
+    let snap = shared.snapshot.load_full();
+    let Some(lcfg) = snap.config.listeners.get(index) else {
+        return;
+    };
+    let profile = lcfg.tls;
+    let want_proxy = lcfg.client_ip == ClientIpSource::ProxyProtocol && lcfg.trusts(peer.ip());
+    let timeout = snap.config.node.handshake_timeout;
+    drop(snap);
+
+    let _ = tcp.set_nodelay(true);
+    let fd = tcp.as_raw_fd();
+    let local = tcp.local_addr().ok();
+    let mut stream = L4Stream::from(tcp);
+
+    let prelude = match tokio::time::timeout(timeout, read_prelude(&mut stream, want_proxy)).await
+    {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            handshake_failed(&shared, profile, peer, peer, None, "prelude", &e.to_string());
+            return;
+        }
+        Err(_) => {
+            handshake_failed(&shared, profile, peer, peer, None, "timeout", "no ClientHello in time");
+            return;
+        }
+    };
+    let client = prelude.proxied.unwrap_or(peer);
+    let digest = SocketDigest::from_raw_fd(fd);
+    let _ = digest.peer_addr.set(Some(PSocketAddr::Inet(client)));
+    let _ = digest.local_addr.set(local.map(PSocketAddr::Inet));
+    stream.set_socket_digest(digest);
+
+    if prelude.not_tls {
+        handshake_failed(&shared, profile, client, peer, None, "not_tls", "the client did not start a TLS handshake");
+        return;
+    }
+    let callbacks = HandshakeCallbacks(ConnInfo {
+        sni: None,
+        tcp_peer: peer,
+        client,
+        listener: index,
+    });
+    let hs = tokio::time::timeout(
+        timeout,
+        pingora::protocols::tls::server::handshake_with_callback(acceptor, stream, &callbacks),
+    )
+    .await;
+    let tls = match hs {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let reason = e
+                .root_cause()
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            handshake_failed(&shared, profile, client, peer, prelude.hello.as_ref(), "handshake", &reason);
+            return;
+        }
+        Err(_) => {
+            handshake_failed(&shared, profile, client, peer, prelude.hello.as_ref(), "timeout", "handshake took too long");
+            return;
+        }
+    };
+    shared
+        .metrics
+        .tls_handshakes
+        .with_label_values(&[profile.as_str(), tls.ssl().version_str()])
+        .inc();
+    let stream: pingora::protocols::Stream = Box::new(tls);
+    let mut next = app.process_new(stream, &shutdown).await;
+    while let Some(s) = next {
+        next = app.process_new(s, &shutdown).await;
+    }
+}
+
+fn handshake_failed(
+    shared: &Shared,
+    profile: TlsProfile,
+    client: SocketAddr,
+    peer: SocketAddr,
+    hello: Option<&ClientHelloInfo>,
+    stage: &'static str,
+    reason: &str,
+) {
+    let reason_label = classify_failure(stage, hello, profile, reason);
+    shared
+        .metrics
+        .tls_failures
+        .with_label_values(&[profile.as_str(), reason_label])
+        .inc();
+    let offered = hello.map(|h| h.version_names().join(",")).unwrap_or_default();
+    let sni = hello.and_then(|h| h.sni.clone()).unwrap_or_default();
+    tracing::warn!(
+        target: "rpaas::tls",
+        event = "tls_handshake_failed",
+        client_ip = %client.ip(),
+        peer = %peer,
+        sni = %sni,
+        offered = %offered,
+        profile = profile.as_str(),
+        reason = reason_label,
+        detail = %reason,
+        "TLS handshake failed"
+    );
+}
+
+/// A stable label for the metrics: an old agent refused by version is the case operators
+/// look for, so it gets its own reason.
+fn classify_failure(
+    stage: &'static str,
+    hello: Option<&ClientHelloInfo>,
+    profile: TlsProfile,
+    detail: &str,
+) -> &'static str {
+    if stage != "handshake" {
+        return stage;
+    }
+    if let Some(h) = hello {
+        let best = h.versions.iter().copied().max().unwrap_or(0);
+        let min = match profile {
+            TlsProfile::Modern => 0x0304,
+            TlsProfile::Intermediate => 0x0303,
+            TlsProfile::Legacy => 0x0301,
+        };
+        if best < min {
+            return "protocol_version";
+        }
+    }
+    if detail.contains("unrecognized name") || detail.contains("callback failed") {
+        return "unknown_sni";
+    }
+    "handshake"
+}
+
+/// Serves plain HTTP (the admin endpoint) until shutdown.
+pub async fn serve_plain<A>(listener: TcpListener, app: Arc<A>, mut shutdown: ShutdownWatch)
+where
+    A: ServerApp + Send + Sync + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() { break; }
+                continue;
+            }
+        };
+        let Ok((tcp, peer)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let fd = tcp.as_raw_fd();
+            let local = tcp.local_addr().ok();
+            let mut stream = L4Stream::from(tcp);
+            let digest = SocketDigest::from_raw_fd(fd);
+            let _ = digest.peer_addr.set(Some(PSocketAddr::Inet(peer)));
+            let _ = digest.local_addr.set(local.map(PSocketAddr::Inet));
+            stream.set_socket_digest(digest);
+            let mut next = app.process_new(Box::new(stream), &shutdown).await;
+            while let Some(s) = next {
+                next = app.process_new(s, &shutdown).await;
+            }
+        });
+    }
+}

@@ -1,0 +1,104 @@
+//! Prometheus metrics of one node, in a registry of its own (not the global one) so tests can
+//! run several nodes in a process.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub duration: HistogramVec,
+    pub upstream_errors: IntCounterVec,
+    pub tls_handshakes: IntCounterVec,
+    pub tls_failures: IntCounterVec,
+    pub connections: IntGauge,
+    pub reloads: IntCounterVec,
+    pub config_generation: IntGauge,
+    pub denials: IntCounterVec,
+    pub instance_info: IntGaugeVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("rpaas".into()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new("requests_total", "HTTP requests by instance and status"),
+            &["instance", "status"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new("request_duration_seconds", "Request latency by instance").buckets(
+                vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0, 60.0, 300.0,
+                ],
+            ),
+            &["instance"],
+        )?;
+        let upstream_errors = IntCounterVec::new(
+            Opts::new("upstream_errors_total", "Failed upstream exchanges by instance and kind"),
+            &["instance", "kind"],
+        )?;
+        let tls_handshakes = IntCounterVec::new(
+            Opts::new("tls_handshakes_total", "Completed TLS handshakes by listener profile and version"),
+            &["profile", "version"],
+        )?;
+        let tls_failures = IntCounterVec::new(
+            Opts::new("tls_handshake_failures_total", "Failed TLS handshakes by listener profile and reason"),
+            &["profile", "reason"],
+        )?;
+        let connections = IntGauge::new("open_connections", "Client connections currently open")?;
+        let reloads = IntCounterVec::new(
+            Opts::new("config_reloads_total", "Config reloads by result"),
+            &["result"],
+        )?;
+        let config_generation =
+            IntGauge::new("config_generation", "Generation of the config being served")?;
+        let denials = IntCounterVec::new(
+            Opts::new("denials_total", "Requests refused by the node, by instance and reason"),
+            &["instance", "reason"],
+        )?;
+        let instance_info = IntGaugeVec::new(
+            Opts::new("instance_info", "1 for every instance in the served config"),
+            &["instance"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(upstream_errors.clone()))?;
+        registry.register(Box::new(tls_handshakes.clone()))?;
+        registry.register(Box::new(tls_failures.clone()))?;
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(config_generation.clone()))?;
+        registry.register(Box::new(denials.clone()))?;
+        registry.register(Box::new(instance_info.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            duration,
+            upstream_errors,
+            tls_handshakes,
+            tls_failures,
+            connections,
+            reloads,
+            config_generation,
+            denials,
+            instance_info,
+        })
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        buf
+    }
+}

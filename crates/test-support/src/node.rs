@@ -1,0 +1,185 @@
+//! A real `rpaas serve` process for tests: written config, bound ports read back from its
+//! `listening` log lines, log lines kept for assertions, signals, peak memory.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Node {
+    child: Child,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    /// Bound address of each `[[listener]]`, in config order.
+    pub listeners: Vec<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    pub logs: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Node {
+    /// Writes `config` to `dir/rpaas.toml` and starts `bin serve` on it; waits until it says
+    /// `started`. Panics (failing the test) if it does not start within 30 s.
+    pub fn start(bin: &Path, dir: &Path, config: &str) -> Node {
+        let path = dir.join("rpaas.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut child = Command::new(bin)
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("RPAAS_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rpaas");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("stdout");
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if let Ok(mut l) = sink.lock() {
+                        l.push(v);
+                    }
+                }
+            }
+        });
+        let stderr = child.stderr.take().expect("stderr");
+        let err_sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("rpaas stderr: {line}");
+                if let Ok(mut l) = err_sink.lock() {
+                    l.push(serde_json::json!({"stderr": line}));
+                }
+            }
+        });
+        let mut node = Node {
+            child,
+            dir: dir.to_path_buf(),
+            config: path,
+            listeners: Vec::new(),
+            admin: None,
+            logs,
+        };
+        node.wait_log(Duration::from_secs(30), |v| v["event"] == "started")
+            .unwrap_or_else(|| {
+                panic!("rpaas did not start; logs: {:?}", node.logs.lock().map(|l| l.clone()))
+            });
+        let logs = node.logs.lock().map(|l| l.clone()).unwrap_or_default();
+        for v in logs.iter().filter(|v| v["event"] == "listening") {
+            let addr: SocketAddr = v["address"]
+                .as_str()
+                .and_then(|a| a.parse().ok())
+                .expect("listening address");
+            if v["listener"] == "admin" {
+                node.admin = Some(addr);
+            } else {
+                node.listeners.push(addr);
+            }
+        }
+        node
+    }
+
+    /// Waits for a log line matching `pred`; returns it.
+    pub fn wait_log(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Some(v) = self
+                .logs
+                .lock()
+                .ok()
+                .and_then(|l| l.iter().find(|v| pred(v)).cloned())
+            {
+                return Some(v);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn log_count(&self, pred: impl Fn(&serde_json::Value) -> bool) -> usize {
+        self.logs
+            .lock()
+            .map(|l| l.iter().filter(|v| pred(v)).count())
+            .unwrap_or(0)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        let rc = unsafe_kill(self.pid(), sig);
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    /// Peak resident set size (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        read_status_kib(self.pid(), "VmHWM:")
+    }
+
+    /// Current resident set size (VmRSS) in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        read_status_kib(self.pid(), "VmRSS:")
+    }
+
+    /// Waits for the process to exit; returns whether it did within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Rewrites the config file (for a reload).
+    pub fn write_config(&self, config: &str) {
+        std::fs::write(&self.config, config).expect("write config");
+    }
+
+    /// `GET` an admin path over plain HTTP.
+    pub fn admin_get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let addr = self.admin.expect("admin address");
+        let mut s = std::net::TcpStream::connect(addr).expect("connect admin");
+        let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+}
+
+fn read_status_kib(pid: i32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[allow(unsafe_code)]
+fn unsafe_kill(pid: i32, sig: i32) -> i32 {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid, sig) }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

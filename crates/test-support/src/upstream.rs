@@ -1,0 +1,398 @@
+//! A stand-in for an Automate server: answers the paths agents and technicians use, leaks the
+//! headers a real IIS leaks (`Server: Microsoft-IIS/10.0`, `X-Powered-By`, an internal
+//! `Location`), and has test endpoints to echo requests, stream large bodies, sleep, and echo
+//! WebSocket frames. Plain HTTP or TLS. It records every request it sees so tests can prove
+//! what reached the origin.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use openssl::ssl::{SslAcceptor, SslMethod};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// What the origin saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path_and_query: String,
+    pub headers: Vec<(String, String)>,
+    pub body_len: u64,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn header_count(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .count()
+    }
+}
+
+/// A running stand-in origin.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    _rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Upstream {
+    /// Starts a plain-HTTP origin on `127.0.0.1:0` in a runtime of its own.
+    pub fn start() -> Self {
+        Self::start_on("127.0.0.1:0".parse().expect("addr"), None)
+    }
+
+    /// Starts a TLS origin with this certificate and key (PEM).
+    pub fn start_tls(cert_pem: &[u8], key_pem: &[u8]) -> Self {
+        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).expect("acceptor");
+        let chain = openssl::x509::X509::stack_from_pem(cert_pem).expect("cert");
+        b.set_certificate(&chain[0]).expect("cert");
+        b.set_private_key(&openssl::pkey::PKey::private_key_from_pem(key_pem).expect("key"))
+            .expect("key");
+        b.set_alpn_select_callback(|_, client| {
+            openssl::ssl::select_next_proto(b"\x08http/1.1", client)
+                .ok_or(openssl::ssl::AlpnError::NOACK)
+        });
+        Self::start_on("127.0.0.1:0".parse().expect("addr"), Some(b.build()))
+    }
+
+    fn start_on(addr: SocketAddr, tls: Option<SslAcceptor>) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let listener = rt.block_on(TcpListener::bind(addr)).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        rt.spawn(serve(listener, tls.map(Arc::new), seen.clone()));
+        Self {
+            addr,
+            seen,
+            _rt: Some(rt),
+        }
+    }
+
+    /// Runs the origin on the current runtime until the process ends (the demo binary).
+    pub async fn run_forever(addr: SocketAddr) -> std::io::Result<()> {
+        let listener = TcpListener::bind(addr).await?;
+        println!("stand-in Automate origin listening on http://{}", listener.local_addr()?);
+        serve(listener, None, Arc::new(Mutex::new(Vec::new()))).await;
+        Ok(())
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Requests seen whose path starts with `prefix`.
+    pub fn seen_path(&self, prefix: &str) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.path_and_query.starts_with(prefix))
+            .collect()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(rt) = self._rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+async fn serve(listener: TcpListener, tls: Option<Arc<SslAcceptor>>, seen: Arc<Mutex<Vec<Seen>>>) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let seen = seen.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                Some(acc) => {
+                    let Ok(ssl) = openssl::ssl::Ssl::new(acc.context()) else {
+                        return;
+                    };
+                    let Ok(mut s) = tokio_openssl::SslStream::new(ssl, tcp) else {
+                        return;
+                    };
+                    if Pin::new(&mut s).accept().await.is_err() {
+                        return;
+                    }
+                    serve_conn(s, seen).await;
+                }
+                None => serve_conn(tcp, seen).await,
+            }
+        });
+    }
+}
+
+async fn serve_conn<S>(io: S, seen: Arc<Mutex<Vec<Seen>>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| handle(req, seen.clone()));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades()
+        .await;
+}
+
+type RespBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn full(b: impl Into<Bytes>) -> RespBody {
+    Full::new(b.into()).boxed()
+}
+
+/// Adds the headers a default IIS + ASP.NET install sends.
+fn iis(mut r: http::response::Builder) -> http::response::Builder {
+    r = r
+        .header("server", "Microsoft-IIS/10.0")
+        .header("x-powered-by", "ASP.NET")
+        .header("x-aspnet-version", "4.0.30319")
+        .header("x-aspnetmvc-version", "5.2");
+    r
+}
+
+fn query_param<'a>(q: &'a str, name: &str) -> Option<&'a str> {
+    q.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+) -> Result<Response<RespBody>, Infallible> {
+    let method = req.method().as_str().to_string();
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let path = req.uri().path().to_ascii_lowercase();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+
+    if path == "/ws" {
+        return Ok(websocket(req, &headers, &seen, method, pq));
+    }
+
+    // Consume the body as it arrives: a large upload must never sit in memory here either.
+    let mut body = req.into_body();
+    let mut body_len = 0u64;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => {
+                if let Some(d) = f.data_ref() {
+                    body_len += d.len() as u64;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let record = Seen {
+        method: method.clone(),
+        path_and_query: pq.clone(),
+        headers: headers.clone(),
+        body_len,
+    };
+    if let Ok(mut s) = seen.lock() {
+        s.push(record);
+    }
+
+    let ok = || iis(Response::builder().status(200));
+    let resp = if path == "/labtech/agent.aspx" {
+        if method == "POST" {
+            ok().body(full(format!("check-in ok {body_len}")))
+        } else {
+            ok().body(full("LabTech|240.120"))
+        }
+    } else if path.starts_with("/labtech/deployment.aspx") {
+        ok().header("content-type", "application/octet-stream")
+            .body(full(vec![0x4d, 0x5a, 0x90, 0x00]))
+    } else if path == "/automate" {
+        // IIS redirects a directory without its slash to its own name for itself.
+        iis(Response::builder().status(301))
+            .header("location", "http://automate.partner.local/automate/")
+            .body(full(""))
+    } else if path.starts_with("/automate/") {
+        ok().header("content-type", "text/html")
+            .body(full("<html><title>ConnectWise Automate</title></html>"))
+    } else if path.starts_with("/cwa/api/v1/") {
+        ok().header("content-type", "application/json")
+            .body(full(r#"{"Version":"2024.1","Computers":[]}"#))
+    } else if path == "/aspnet_client" || path == "/aspnet_client/" {
+        // The HTTP/1.0 empty-Host leak: IIS names its own internal address.
+        iis(Response::builder().status(301))
+            .header("location", "http://10.20.30.40/aspnet_client/")
+            .header("content-location", "http://10.20.30.40/aspnet_client/default.htm")
+            .header("refresh", "0; url=http://10.20.30.40/aspnet_client/")
+            .body(full(""))
+    } else if path == "/redirect" {
+        let to = query_param(&query, "to").unwrap_or("http://10.20.30.40/x");
+        iis(Response::builder().status(302))
+            .header("location", to)
+            .body(full(""))
+    } else if path == "/echo" {
+        let hs: Vec<serde_json::Value> = headers
+            .iter()
+            .map(|(k, v)| serde_json::json!([k, v]))
+            .collect();
+        let j = serde_json::json!({"method": method, "path": pq, "headers": hs, "body_len": body_len});
+        ok().header("content-type", "application/json")
+            .body(full(j.to_string()))
+    } else if path == "/big" {
+        let n: u64 = query_param(&query, "bytes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1 << 20);
+        ok().header("content-length", n.to_string())
+            .body(Repeat { remaining: n }.boxed())
+    } else if path == "/slow" {
+        let ms: u64 = query_param(&query, "ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        ok().body(full("slow done"))
+    } else if let Some(code) = path.strip_prefix("/status/") {
+        let code = code.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok());
+        iis(Response::builder().status(code.unwrap_or(StatusCode::BAD_REQUEST)))
+            .body(full("status"))
+    } else {
+        iis(Response::builder().status(404))
+            .header("content-type", "text/html")
+            .body(full("<html><h2>404 - File or directory not found.</h2><p>Server Error in '/' Application on WIN-AUTOMATE01 (10.20.30.40)</p></html>"))
+    };
+    Ok(resp.unwrap_or_else(|_| Response::new(full(""))))
+}
+
+/// An endless-looking body of `remaining` bytes produced on the fly.
+struct Repeat {
+    remaining: u64,
+}
+
+impl Body for Repeat {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        static CHUNK: [u8; 65536] = [b'x'; 65536];
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.remaining.min(CHUNK.len() as u64) as usize;
+        self.remaining -= n as u64;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&CHUNK[..n])))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
+fn websocket(
+    req: Request<Incoming>,
+    headers: &[(String, String)],
+    seen: &Arc<Mutex<Vec<Seen>>>,
+    method: String,
+    pq: String,
+) -> Response<RespBody> {
+    if let Ok(mut s) = seen.lock() {
+        s.push(Seen {
+            method,
+            path_and_query: pq,
+            headers: headers.to_vec(),
+            body_len: 0,
+        });
+    }
+    let key = headers
+        .iter()
+        .find(|(k, _)| k == "sec-websocket-key")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let accept = ws_accept(&key);
+    tokio::spawn(async move {
+        if let Ok(up) = hyper::upgrade::on(req).await {
+            let _ = ws_echo(TokioIo::new(up)).await;
+        }
+    });
+    iis(Response::builder().status(101))
+        .header("upgrade", "websocket")
+        .header("connection", "Upgrade")
+        .header("sec-websocket-accept", accept)
+        .body(full(""))
+        .unwrap_or_else(|_| Response::new(full("")))
+}
+
+/// `Sec-WebSocket-Accept` for a key (RFC 6455 §4.2.2).
+pub fn ws_accept(key: &str) -> String {
+    let mut input = key.as_bytes().to_vec();
+    input.extend_from_slice(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    openssl::base64::encode_block(&openssl::sha::sha1(&input))
+}
+
+/// Echoes text/binary frames back unmasked until a close frame or EOF.
+async fn ws_echo<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) -> std::io::Result<()> {
+    loop {
+        let mut h = [0u8; 2];
+        io.read_exact(&mut h).await?;
+        let opcode = h[0] & 0x0f;
+        let masked = h[1] & 0x80 != 0;
+        let mut len = (h[1] & 0x7f) as u64;
+        if len == 126 {
+            let mut b = [0u8; 2];
+            io.read_exact(&mut b).await?;
+            len = u16::from_be_bytes(b) as u64;
+        } else if len == 127 {
+            let mut b = [0u8; 8];
+            io.read_exact(&mut b).await?;
+            len = u64::from_be_bytes(b);
+        }
+        if len > 1 << 20 {
+            return Ok(());
+        }
+        let mut mask = [0u8; 4];
+        if masked {
+            io.read_exact(&mut mask).await?;
+        }
+        let mut payload = vec![0u8; len as usize];
+        io.read_exact(&mut payload).await?;
+        if masked {
+            for (i, b) in payload.iter_mut().enumerate() {
+                *b ^= mask[i % 4];
+            }
+        }
+        let frame = crate::client::ws_frame(opcode, &payload, None);
+        io.write_all(&frame).await?;
+        if opcode == 0x8 {
+            return Ok(());
+        }
+    }
+}
