@@ -276,7 +276,7 @@ async fn handle_tls<A>(
         .tls_handshakes
         .with_label_values(&[profile.as_str(), tls.ssl().version_str()])
         .inc();
-    let stream: pingora::protocols::Stream = Box::new(tls);
+    let stream: pingora::protocols::Stream = Box::new(crate::scrub::Scrubbed::new(Box::new(tls)));
     let mut next = app.process_new(stream, &shutdown).await;
     while let Some(s) = next {
         next = app.process_new(s, &shutdown).await;

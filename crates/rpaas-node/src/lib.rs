@@ -13,6 +13,7 @@ mod harden;
 mod logging;
 mod metrics;
 mod proxy;
+mod scrub;
 mod snapshot;
 mod tls;
 

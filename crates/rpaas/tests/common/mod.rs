@@ -1,0 +1,98 @@
+//! Shared set-up for the node's integration tests: a temp dir with a CA, per-instance
+//! certificates, a stand-in origin and a running `rpaas` process.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use test_support::certs::Ca;
+pub use test_support::client::{self, Tls};
+pub use test_support::node::Node;
+pub use test_support::upstream::Upstream;
+
+pub const HOST_A: &str = "052d3c3287c38201.example.net";
+pub const HOST_B: &str = "b7e1f0c2a9d34e55.example.net";
+
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_rpaas"))
+}
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub ca: Ca,
+    pub ca_file: PathBuf,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = Ca::new("rpaas test CA");
+        let ca_file = ca.write_cert(dir.path(), "ca");
+        Self { dir, ca, ca_file }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a certificate for `host` and returns the `cert`/`key` config lines.
+    pub fn cert_lines(&self, stem: &str, host: &str) -> String {
+        let f = self.ca.write_leaf(self.path(), stem, &[host]);
+        format!("cert = {:?}\nkey = {:?}\n", f.cert, f.key)
+    }
+
+    pub fn tls<'a>(&'a self, sni: &'a str) -> Tls<'a> {
+        Tls::new(sni, &self.ca_file)
+    }
+
+    /// A config with one intermediate listener and two instances on `upstream`.
+    pub fn two_instances(&self, upstream: SocketAddr, listener_extra: &str) -> String {
+        format!(
+            r#"
+[node]
+admin = "127.0.0.1:0"
+drain_timeout = "3s"
+
+[[listener]]
+address = "127.0.0.1:0"
+tls = "intermediate"
+{listener_extra}
+
+[[instance]]
+id = "a"
+hostnames = ["{HOST_A}"]
+{cert_a}upstream = "http://{upstream}"
+upstream_host = "automate.partner.local"
+
+[[instance]]
+id = "b"
+hostnames = ["{HOST_B}"]
+{cert_b}upstream = "http://{upstream}"
+"#,
+            cert_a = self.cert_lines("a", HOST_A),
+            cert_b = self.cert_lines("b", HOST_B),
+        )
+    }
+}
+
+/// Asserts the response carries none of the headers that fingerprint the origin or proxy.
+pub fn assert_hardened(r: &client::Response) {
+    for h in [
+        "server",
+        "x-powered-by",
+        "x-aspnet-version",
+        "x-aspnetmvc-version",
+    ] {
+        assert!(r.header(h).is_none(), "{h} leaked: {:?}", r.headers);
+    }
+    assert_eq!(
+        r.header("strict-transport-security"),
+        Some("max-age=31536000"),
+        "HSTS missing: {:?}",
+        r.headers
+    );
+    let all = format!("{:?} {}", r.headers, r.text());
+    for leak in ["10.20.30.40", "automate.partner.local", "Pingora", "WIN-AUTOMATE01"] {
+        assert!(!all.contains(leak), "{leak} leaked in {all}");
+    }
+}
