@@ -67,7 +67,10 @@ fn good_config_loads_with_defaults() {
     assert!(c.node.strip_headers.contains(&"x-powered-by".to_string()));
     assert_eq!(
         a.internal_hosts(),
-        vec!["127.0.0.1".to_string(), "automate.partner.example".to_string()]
+        vec![
+            "127.0.0.1".to_string(),
+            "automate.partner.example".to_string()
+        ]
     );
 }
 
@@ -75,13 +78,48 @@ fn good_config_loads_with_defaults() {
 #[test]
 fn broken_configs_name_file_key_and_reason() {
     let cases: &[(&str, &str, &str, &str)] = &[
-        ("bad CIDR", "trusted_proxies = [\"10.0.0.0/33\"]", "listener[0].trusted_proxies[0]", "not a CIDR"),
-        ("host bits", "trusted_proxies = [\"10.0.0.1/8\"]", "listener[0].trusted_proxies[0]", "host bits"),
-        ("unknown TLS profile", "tls = \"ancient\"", "listener[0].tls", "unknown TLS profile \"ancient\""),
-        ("unknown client_ip", "client_ip = \"header\"", "listener[0].client_ip", "unknown client_ip"),
-        ("proxy without trust", "client_ip = \"proxy-protocol\"", "listener[0].trusted_proxies", "is required"),
-        ("bad listen address", "address = \"0.0.0.0\"", "listener[0].address", "not an address"),
-        ("unknown listener key", "tls_profile = \"modern\"", "listener[0].tls_profile", "unknown field"),
+        (
+            "bad CIDR",
+            "trusted_proxies = [\"10.0.0.0/33\"]",
+            "listener[0].trusted_proxies[0]",
+            "not a CIDR",
+        ),
+        (
+            "host bits",
+            "trusted_proxies = [\"10.0.0.1/8\"]",
+            "listener[0].trusted_proxies[0]",
+            "host bits",
+        ),
+        (
+            "unknown TLS profile",
+            "tls = \"ancient\"",
+            "listener[0].tls",
+            "unknown TLS profile \"ancient\"",
+        ),
+        (
+            "unknown client_ip",
+            "client_ip = \"header\"",
+            "listener[0].client_ip",
+            "unknown client_ip",
+        ),
+        (
+            "proxy without trust",
+            "client_ip = \"proxy-protocol\"",
+            "listener[0].trusted_proxies",
+            "is required",
+        ),
+        (
+            "bad listen address",
+            "address = \"0.0.0.0\"",
+            "listener[0].address",
+            "not an address",
+        ),
+        (
+            "unknown listener key",
+            "tls_profile = \"modern\"",
+            "listener[0].tls_profile",
+            "unknown field",
+        ),
     ];
     for (what, listener_extra, key, reason) in cases {
         let d = Dir::new();
@@ -103,15 +141,55 @@ fn broken_configs_name_file_key_and_reason() {
 #[test]
 fn broken_instances_name_file_key_and_reason() {
     let cases: &[(&str, &str, &str, &str)] = &[
-        ("missing cert file", "cert = \"nope.pem\"\nkey = \"nope.key\"", "instance[0].cert", "does not exist"),
-        ("cert without key", "cert = \"rpaas.toml\"", "instance[0].key", "cert is set but key is not"),
-        ("bad upstream scheme", "upstream = \"ftp://x\"", "instance[0].upstream", "http:// or https://"),
-        ("upstream with path", "upstream = \"http://127.0.0.1/x\"", "instance[0].upstream", "no path"),
-        ("bad bind", "bind = \"999.1.1.1\"", "instance[0].bind", "not an IP"),
-        ("bad duration", "read_timeout = \"soon\"", "instance[0].read_timeout", "bad duration"),
-        ("bad hostname", "hostnames = [\"bad host\"]", "instance[0].hostnames[0]", "not a DNS hostname"),
+        (
+            "missing cert file",
+            "cert = \"nope.pem\"\nkey = \"nope.key\"",
+            "instance[0].cert",
+            "does not exist",
+        ),
+        (
+            "cert without key",
+            "cert = \"rpaas.toml\"",
+            "instance[0].key",
+            "cert is set but key is not",
+        ),
+        (
+            "bad upstream scheme",
+            "upstream = \"ftp://x\"",
+            "instance[0].upstream",
+            "http:// or https://",
+        ),
+        (
+            "upstream with path",
+            "upstream = \"http://127.0.0.1/x\"",
+            "instance[0].upstream",
+            "no path",
+        ),
+        (
+            "bad bind",
+            "bind = \"999.1.1.1\"",
+            "instance[0].bind",
+            "not an IP",
+        ),
+        (
+            "bad duration",
+            "read_timeout = \"soon\"",
+            "instance[0].read_timeout",
+            "bad duration",
+        ),
+        (
+            "bad hostname",
+            "hostnames = [\"bad host\"]",
+            "instance[0].hostnames[0]",
+            "not a DNS hostname",
+        ),
         ("bad id", "id = \"a b\"", "instance[0].id", "must be"),
-        ("wrong type", "hostnames = \"a.example\"", "instance[0].hostnames", "invalid type"),
+        (
+            "wrong type",
+            "hostnames = \"a.example\"",
+            "instance[0].hostnames",
+            "invalid type",
+        ),
     ];
     for (what, extra, key, reason) in cases {
         let d = Dir::new();

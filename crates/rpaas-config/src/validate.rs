@@ -203,7 +203,11 @@ impl Validator {
         let mut out = Vec::new();
         for (i, n) in names.iter().enumerate() {
             if n.is_empty() || !n.bytes().all(is_tchar) {
-                self.err(file, format!("{key}[{i}]"), format!("{n:?} is not a header name"));
+                self.err(
+                    file,
+                    format!("{key}[{i}]"),
+                    format!("{n:?} is not a header name"),
+                );
             } else {
                 out.push(n.to_ascii_lowercase());
             }
@@ -362,7 +366,8 @@ impl Validator {
                 ClientIpSource::Socket
             }
         };
-        let trusted_proxies = self.cidrs(file, &format!("{key}.trusted_proxies"), &l.trusted_proxies);
+        let trusted_proxies =
+            self.cidrs(file, &format!("{key}.trusted_proxies"), &l.trusted_proxies);
         if client_ip != ClientIpSource::Socket && l.trusted_proxies.is_empty() {
             self.err(
                 file,
@@ -420,7 +425,11 @@ impl Validator {
             }
         };
         if f.hostnames.is_empty() {
-            self.err(file, format!("{key}.hostnames"), "at least one hostname is required");
+            self.err(
+                file,
+                format!("{key}.hostnames"),
+                "at least one hostname is required",
+            );
         }
         let mut hostnames = Vec::new();
         for (j, h) in f.hostnames.iter().enumerate() {
@@ -595,7 +604,9 @@ pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(IpNet::from(ip));
     }
-    Err(format!("{s:?} is not a CIDR like 203.0.113.0/24 or 2001:db8::/32"))
+    Err(format!(
+        "{s:?} is not a CIDR like 203.0.113.0/24 or 2001:db8::/32"
+    ))
 }
 
 fn parse_upstream(u: &str) -> Result<Upstream, String> {

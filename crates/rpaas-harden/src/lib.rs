@@ -82,7 +82,9 @@ impl LocationRewrite<'_> {
         if parse_ip_literal(h).is_some() {
             return true;
         }
-        self.internal_hosts.iter().any(|i| i.eq_ignore_ascii_case(h))
+        self.internal_hosts
+            .iter()
+            .any(|i| i.eq_ignore_ascii_case(h))
     }
 }
 

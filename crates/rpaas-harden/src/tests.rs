@@ -66,8 +66,14 @@ fn refresh_url_is_rewritten_with_quotes_kept() {
 
 #[test]
 fn ip_literal_forms() {
-    assert_eq!(parse_ip_literal("127.1"), Some("127.0.0.1".parse().unwrap()));
-    assert_eq!(parse_ip_literal("0177.0.0.1"), Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(
+        parse_ip_literal("127.1"),
+        Some("127.0.0.1".parse().unwrap())
+    );
+    assert_eq!(
+        parse_ip_literal("0177.0.0.1"),
+        Some("127.0.0.1".parse().unwrap())
+    );
     assert_eq!(parse_ip_literal("::1"), Some("::1".parse().unwrap()));
     assert_eq!(parse_ip_literal("256.1.1.1"), None);
     assert_eq!(parse_ip_literal("example.com"), None);

@@ -219,15 +219,30 @@ async fn handle_tls<A>(
     let local = tcp.local_addr().ok();
     let mut stream = L4Stream::from(tcp);
 
-    let prelude = match tokio::time::timeout(timeout, read_prelude(&mut stream, want_proxy)).await
-    {
+    let prelude = match tokio::time::timeout(timeout, read_prelude(&mut stream, want_proxy)).await {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => {
-            handshake_failed(&shared, profile, peer, peer, None, "prelude", &e.to_string());
+            handshake_failed(
+                &shared,
+                profile,
+                peer,
+                peer,
+                None,
+                "prelude",
+                &e.to_string(),
+            );
             return;
         }
         Err(_) => {
-            handshake_failed(&shared, profile, peer, peer, None, "timeout", "no ClientHello in time");
+            handshake_failed(
+                &shared,
+                profile,
+                peer,
+                peer,
+                None,
+                "timeout",
+                "no ClientHello in time",
+            );
             return;
         }
     };
@@ -238,7 +253,15 @@ async fn handle_tls<A>(
     stream.set_socket_digest(digest);
 
     if prelude.not_tls {
-        handshake_failed(&shared, profile, client, peer, None, "not_tls", "the client did not start a TLS handshake");
+        handshake_failed(
+            &shared,
+            profile,
+            client,
+            peer,
+            None,
+            "not_tls",
+            "the client did not start a TLS handshake",
+        );
         return;
     }
     let callbacks = HandshakeCallbacks(ConnInfo {
@@ -263,11 +286,27 @@ async fn handle_tls<A>(
                 .unwrap_or("")
                 .trim()
                 .to_string();
-            handshake_failed(&shared, profile, client, peer, prelude.hello.as_ref(), "handshake", &reason);
+            handshake_failed(
+                &shared,
+                profile,
+                client,
+                peer,
+                prelude.hello.as_ref(),
+                "handshake",
+                &reason,
+            );
             return;
         }
         Err(_) => {
-            handshake_failed(&shared, profile, client, peer, prelude.hello.as_ref(), "timeout", "handshake took too long");
+            handshake_failed(
+                &shared,
+                profile,
+                client,
+                peer,
+                prelude.hello.as_ref(),
+                "timeout",
+                "handshake took too long",
+            );
             return;
         }
     };
@@ -298,7 +337,9 @@ fn handshake_failed(
         .tls_failures
         .with_label_values(&[profile.as_str(), reason_label])
         .inc();
-    let offered = hello.map(|h| h.version_names().join(",")).unwrap_or_default();
+    let offered = hello
+        .map(|h| h.version_names().join(","))
+        .unwrap_or_default();
     let sni = hello.and_then(|h| h.sni.clone()).unwrap_or_default();
     tracing::warn!(
         target: "rpaas::tls",

@@ -35,11 +35,7 @@ pub fn harden_response(
                 .and_then(|v| rw.rewrite_url(v));
             if let Some(new) = new {
                 set(resp, name, &new);
-            } else if resp
-                .headers
-                .get(name)
-                .is_some_and(|v| v.to_str().is_err())
-            {
+            } else if resp.headers.get(name).is_some_and(|v| v.to_str().is_err()) {
                 // A value we cannot read cannot be shown to be safe.
                 resp.remove_header(name);
             }

@@ -160,9 +160,10 @@ async fn run(
 ) -> Result<(), StartError> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let snap = shared.snapshot.load_full();
-    let mut conf = ServerConf::default();
-    conf.threads = snap.config.node.threads;
-    let conf = Arc::new(conf);
+    let conf = Arc::new(ServerConf {
+        threads: snap.config.node.threads,
+        ..Default::default()
+    });
 
     let mut apps: Vec<Arc<pingora::proxy::HttpProxy<proxy::Proxy>>> = Vec::new();
     let mut tasks = Vec::new();
@@ -188,7 +189,9 @@ async fn run(
         apps.push(app.clone());
         let l = tokio::net::TcpListener::from_std(std_l)
             .map_err(|e| StartError::Internal(e.to_string()))?;
-        let local = l.local_addr().map_err(|e| StartError::Internal(e.to_string()))?;
+        let local = l
+            .local_addr()
+            .map_err(|e| StartError::Internal(e.to_string()))?;
         tracing::info!(
             target: "rpaas::node",
             event = "listening",
@@ -209,12 +212,18 @@ async fn run(
     if let Some(std_l) = admin {
         let l = tokio::net::TcpListener::from_std(std_l)
             .map_err(|e| StartError::Internal(e.to_string()))?;
-        let local = l.local_addr().map_err(|e| StartError::Internal(e.to_string()))?;
+        let local = l
+            .local_addr()
+            .map_err(|e| StartError::Internal(e.to_string()))?;
         tracing::info!(target: "rpaas::node", event = "listening", listener = "admin", address = %local, "admin listening");
         let app = Arc::new(HttpServer::new_app(admin::Admin {
             shared: shared.clone(),
         }));
-        tasks.push(tokio::spawn(accept::serve_plain(l, app, shutdown_rx.clone())));
+        tasks.push(tokio::spawn(accept::serve_plain(
+            l,
+            app,
+            shutdown_rx.clone(),
+        )));
     }
     tracing::info!(
         target: "rpaas::node",
@@ -306,7 +315,11 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<u64, String> {
             Ok(generation)
         }
         Err(reason) => {
-            shared.metrics.reloads.with_label_values(&["rejected"]).inc();
+            shared
+                .metrics
+                .reloads
+                .with_label_values(&["rejected"])
+                .inc();
             tracing::error!(target: "rpaas::node", event = "reload_rejected", reason = %reason, "config reload rejected; the previous config keeps serving");
             Err(reason)
         }
@@ -354,4 +367,3 @@ fn publish_config_metrics(shared: &Shared) {
 pub fn open_connections(shared: &Shared) -> usize {
     shared.active.load(Ordering::Acquire)
 }
-

@@ -11,7 +11,8 @@ use tracing_subscriber::EnvFilter;
 const DEFAULT_FILTER: &str = "info,pingora_core=off,pingora_proxy=off,pingora_pool=off,pingora=off";
 
 pub fn init(target: &LogTarget) -> Result<(), String> {
-    let filter = EnvFilter::try_from_env("RPAAS_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter =
+        EnvFilter::try_from_env("RPAAS_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)

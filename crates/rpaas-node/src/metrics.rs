@@ -43,15 +43,24 @@ impl Metrics {
             &["instance"],
         )?;
         let upstream_errors = IntCounterVec::new(
-            Opts::new("upstream_errors_total", "Failed upstream exchanges by instance and kind"),
+            Opts::new(
+                "upstream_errors_total",
+                "Failed upstream exchanges by instance and kind",
+            ),
             &["instance", "kind"],
         )?;
         let tls_handshakes = IntCounterVec::new(
-            Opts::new("tls_handshakes_total", "Completed TLS handshakes by listener profile and version"),
+            Opts::new(
+                "tls_handshakes_total",
+                "Completed TLS handshakes by listener profile and version",
+            ),
             &["profile", "version"],
         )?;
         let tls_failures = IntCounterVec::new(
-            Opts::new("tls_handshake_failures_total", "Failed TLS handshakes by listener profile and reason"),
+            Opts::new(
+                "tls_handshake_failures_total",
+                "Failed TLS handshakes by listener profile and reason",
+            ),
             &["profile", "reason"],
         )?;
         let connections = IntGauge::new("open_connections", "Client connections currently open")?;
@@ -62,7 +71,10 @@ impl Metrics {
         let config_generation =
             IntGauge::new("config_generation", "Generation of the config being served")?;
         let denials = IntCounterVec::new(
-            Opts::new("denials_total", "Requests refused by the node, by instance and reason"),
+            Opts::new(
+                "denials_total",
+                "Requests refused by the node, by instance and reason",
+            ),
             &["instance", "reason"],
         )?;
         let instance_info = IntGaugeVec::new(

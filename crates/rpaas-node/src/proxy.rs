@@ -43,6 +43,7 @@ pub struct Ctx {
     instance: Option<Arc<InstanceRt>>,
     client_ip: Option<IpAddr>,
     public_host: String,
+    public_authority: String,
     request_id: String,
     start: Instant,
     own_status: Option<u16>,
@@ -102,20 +103,22 @@ fn conn_info(session: &Session) -> Option<&ConnInfo> {
         .get::<ConnInfo>()
 }
 
-/// The host the client asked for: `Host`, or the HTTP/2 `:authority`; lowercase, without port
-/// or trailing dot. `None` if absent, empty or not a plausible hostname.
-fn request_host(req: &RequestHeader) -> Option<String> {
+/// The host the client asked for (`Host`, or the HTTP/2 `:authority`; lowercase, without
+/// trailing dot) and the port it named, if any. `None` if absent, empty or not a plausible
+/// hostname.
+fn request_authority(req: &RequestHeader) -> Option<(String, Option<u16>)> {
     let raw = match req.headers.get(http::header::HOST) {
         Some(v) => v.to_str().ok()?.to_string(),
         None => req.uri.authority()?.as_str().to_string(),
     };
     let raw = raw.trim();
-    let host = if let Some(rest) = raw.strip_prefix('[') {
-        format!("[{}]", rest.split(']').next()?)
+    let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
+        let (h, tail) = rest.split_once(']')?;
+        (format!("[{h}]"), tail.strip_prefix(':').and_then(|p| p.parse().ok()))
     } else {
         match raw.rsplit_once(':') {
-            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h.to_string(),
-            _ => raw.to_string(),
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => (h.to_string(), p.parse().ok()),
+            _ => (raw.to_string(), None),
         }
     };
     let host = host.trim_end_matches('.').to_ascii_lowercase();
@@ -126,7 +129,7 @@ fn request_host(req: &RequestHeader) -> Option<String> {
     {
         return None;
     }
-    Some(host)
+    Some((host, port))
 }
 
 /// The client address per the listener's `client_ip` rule. `X-Forwarded-For` is read only from
@@ -177,6 +180,7 @@ impl ProxyHttp for Proxy {
             instance: None,
             client_ip: None,
             public_host: String::new(),
+            public_authority: String::new(),
             request_id: new_request_id(),
             start: Instant::now(),
             own_status: None,
@@ -198,7 +202,7 @@ impl ProxyHttp for Proxy {
             ctx.client_ip = Some(client_ip(lcfg, peer, session.req_header()));
         }
 
-        let Some(host) = request_host(session.req_header()) else {
+        let Some((host, port)) = request_authority(session.req_header()) else {
             // Never fall back to a default: IIS answers an empty Host with its own address.
             return self.refuse(session, ctx, 400, "no_host", &[]).await;
         };
@@ -216,6 +220,11 @@ impl ProxyHttp for Proxy {
             }
         }
         ctx.instance = Some(inst);
+        // Redirects keep a non-default port the client used (e.g. a legacy listener on 8443).
+        ctx.public_authority = match port {
+            Some(p) if p != 443 => format!("{host}:{p}"),
+            _ => host.clone(),
+        };
         ctx.public_host = host;
 
         let method = session.req_header().method.as_str().to_string();
@@ -284,10 +293,15 @@ impl ProxyHttp for Proxy {
                 resp,
                 &inst.strip,
                 inst.hsts.as_ref(),
-                Some((&inst, &ctx.public_host)),
+                Some((&inst, &ctx.public_authority)),
             );
         } else {
-            harden_response(resp, &ctx.snap.config.node.strip_headers, ctx.snap.hsts.as_ref(), None);
+            harden_response(
+                resp,
+                &ctx.snap.config.node.strip_headers,
+                ctx.snap.hsts.as_ref(),
+                None,
+            );
         }
         resp.insert_header("x-request-id", &ctx.request_id)?;
         Ok(())
@@ -298,7 +312,9 @@ impl ProxyHttp for Proxy {
             ErrorType::HTTPStatus(code) => *code,
             _ => match e.esource() {
                 ErrorSource::Upstream => match e.etype() {
-                    ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
+                    ErrorType::ConnectTimedout
+                    | ErrorType::ReadTimedout
+                    | ErrorType::WriteTimedout => 504,
                     _ => 502,
                 },
                 ErrorSource::Downstream => match e.etype() {
@@ -314,7 +330,10 @@ impl ProxyHttp for Proxy {
                 self.shared
                     .metrics
                     .upstream_errors
-                    .with_label_values(&[inst.cfg.id.as_str(), &e.etype().as_str().to_ascii_lowercase()])
+                    .with_label_values(&[
+                        inst.cfg.id.as_str(),
+                        &e.etype().as_str().to_ascii_lowercase(),
+                    ])
                     .inc();
             }
         }

@@ -13,12 +13,12 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::tls::{SslDigest, TlsRef};
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, Stream, UniqueID,
     UniqueIDType, ALPN,
 };
-use pingora::protocols::raw_connect::ProxyDigest;
-use pingora::protocols::tls::{SslDigest, TlsRef};
 use pingora::protocols::{SocketDigest, TimingDigest};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -170,12 +170,16 @@ mod tests {
 
     #[test]
     fn removes_only_pingoras_own_server_line() {
-        let head = b"HTTP/1.1 400 Bad Request\r\nServer: Pingora\r\nDate: x\r\nContent-Length: 0\r\n\r\n";
+        let head =
+            b"HTTP/1.1 400 Bad Request\r\nServer: Pingora\r\nDate: x\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(
             scrub(head).as_deref(),
             Some(&b"HTTP/1.1 400 Bad Request\r\nDate: x\r\nContent-Length: 0\r\n\r\n"[..])
         );
-        assert_eq!(scrub(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), None);
+        assert_eq!(
+            scrub(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+            None
+        );
         // Body bytes are never touched, even if they contain the line.
         assert_eq!(
             scrub(b"HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\n\r\nServer: Pingora\r\n"),

@@ -117,8 +117,12 @@ fn build_instance(
                         instance = %inst.id,
                         "no cert/key configured: serving a self-signed certificate"
                     );
-                    CertKey::self_signed(&inst.hostnames)
-                        .map_err(|e| err("cert", format!("cannot make a self-signed certificate: {e}")))?
+                    CertKey::self_signed(&inst.hostnames).map_err(|e| {
+                        err(
+                            "cert",
+                            format!("cannot make a self-signed certificate: {e}"),
+                        )
+                    })?
                 }
             }
         }
@@ -140,8 +144,8 @@ fn build_instance(
     if let Some(ca) = &inst.upstream_ca {
         let pem = std::fs::read(ca)
             .map_err(|e| err("upstream_ca", format!("cannot read {}: {e}", ca.display())))?;
-        let certs = X509::stack_from_pem(&pem)
-            .map_err(|e| err("upstream_ca", format!("bad PEM: {e}")))?;
+        let certs =
+            X509::stack_from_pem(&pem).map_err(|e| err("upstream_ca", format!("bad PEM: {e}")))?;
         if certs.is_empty() {
             return Err(err("upstream_ca", "no certificate in the file".into()));
         }
@@ -165,7 +169,8 @@ fn build_instance(
     };
     let hsts = match hsts_value {
         Some(v) => Some(
-            HeaderValue::from_str(&v).map_err(|_| err("hsts", "not a valid header value".into()))?,
+            HeaderValue::from_str(&v)
+                .map_err(|_| err("hsts", "not a valid header value".into()))?,
         ),
         None => None,
     };

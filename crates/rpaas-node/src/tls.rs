@@ -13,8 +13,8 @@ use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
-    NameType, SniError, SslAcceptor, SslAcceptorBuilder, SslAlert, SslMethod, SslOptions,
-    SslRef, SslVersion,
+    NameType, SniError, SslAcceptor, SslAcceptorBuilder, SslAlert, SslMethod, SslOptions, SslRef,
+    SslVersion,
 };
 use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
 use openssl::x509::{X509NameBuilder, X509};
@@ -42,9 +42,11 @@ impl std::fmt::Debug for CertKey {
 impl CertKey {
     /// Loads a PEM chain and key, checking that the key belongs to the leaf.
     pub fn load(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, String> {
-        let chain = X509::stack_from_pem(cert_pem).map_err(|e| format!("bad PEM certificate: {e}"))?;
+        let chain =
+            X509::stack_from_pem(cert_pem).map_err(|e| format!("bad PEM certificate: {e}"))?;
         let leaf = chain.first().ok_or("no certificate in the file")?;
-        let key = PKey::private_key_from_pem(key_pem).map_err(|e| format!("bad PEM private key: {e}"))?;
+        let key =
+            PKey::private_key_from_pem(key_pem).map_err(|e| format!("bad PEM private key: {e}"))?;
         let public = leaf
             .public_key()
             .map_err(|e| format!("cannot read the certificate's public key: {e}"))?;

@@ -117,7 +117,11 @@ fn parse_hello(record: &[u8]) -> Option<ClientHelloInfo> {
     }
     let hs_len = r.u24()?;
     // A hello longer than the record continues in the next one; read what we have.
-    let body = if r.buf.len() >= hs_len { r.take(hs_len)? } else { r.buf };
+    let body = if r.buf.len() >= hs_len {
+        r.take(hs_len)?
+    } else {
+        r.buf
+    };
     let mut r = Reader { buf: body };
     let legacy_version = r.u16()?;
     r.take(32)?; // random

@@ -100,12 +100,24 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, ProxyError> {
     };
     let (src, dst): (IpAddr, IpAddr) = match family {
         "TCP4" => (
-            IpAddr::V4(src.parse().map_err(|_| ProxyError::BadV1("bad IPv4 source"))?),
-            IpAddr::V4(dst.parse().map_err(|_| ProxyError::BadV1("bad IPv4 destination"))?),
+            IpAddr::V4(
+                src.parse()
+                    .map_err(|_| ProxyError::BadV1("bad IPv4 source"))?,
+            ),
+            IpAddr::V4(
+                dst.parse()
+                    .map_err(|_| ProxyError::BadV1("bad IPv4 destination"))?,
+            ),
         ),
         "TCP6" => (
-            IpAddr::V6(src.parse().map_err(|_| ProxyError::BadV1("bad IPv6 source"))?),
-            IpAddr::V6(dst.parse().map_err(|_| ProxyError::BadV1("bad IPv6 destination"))?),
+            IpAddr::V6(
+                src.parse()
+                    .map_err(|_| ProxyError::BadV1("bad IPv6 source"))?,
+            ),
+            IpAddr::V6(
+                dst.parse()
+                    .map_err(|_| ProxyError::BadV1("bad IPv6 destination"))?,
+            ),
         ),
         _ => return Err(ProxyError::BadV1("unknown family")),
     };

@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "rpaas", version, about = "Security reverse proxy for ConnectWise Automate servers")]
+#[command(
+    name = "rpaas",
+    version,
+    about = "Security reverse proxy for ConnectWise Automate servers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -36,7 +36,11 @@ fn broken_configs_are_rejected_with_file_key_and_reason() {
     let fx = Fixture::new();
     let a = fx.ca.write_leaf(fx.path(), "a", &[HOST_A]);
     let other = fx.ca.write_leaf(fx.path(), "other", &["other.example.net"]);
-    std::fs::write(fx.path().join("garbage.pem"), "-----BEGIN CERTIFICATE-----\nnope\n").expect("w");
+    std::fs::write(
+        fx.path().join("garbage.pem"),
+        "-----BEGIN CERTIFICATE-----\nnope\n",
+    )
+    .expect("w");
     let base_listener = "[[listener]]\naddress = \"127.0.0.1:0\"\n";
     let inst = |extra: &str| {
         format!("[[instance]]\nid = \"a\"\nhostnames = [\"{HOST_A}\"]\nupstream = \"http://127.0.0.1:8080\"\n{extra}\n")
@@ -139,8 +143,15 @@ fn instances_dir_files_are_named_in_errors() {
     )
     .expect("w");
     let p = fx.path().join("rpaas.toml");
-    std::fs::write(&p, "[node]\ninstances_dir = \"instances\"\n[[listener]]\naddress = \"127.0.0.1:0\"\n").expect("w");
+    std::fs::write(
+        &p,
+        "[node]\ninstances_dir = \"instances\"\n[[listener]]\naddress = \"127.0.0.1:0\"\n",
+    )
+    .expect("w");
     let (code, _, err) = check(&p);
     assert_eq!(code, 1);
-    assert!(err.contains("instances/p1.toml: instance[0].bind: \"nope\" is not an IP address"), "{err}");
+    assert!(
+        err.contains("instances/p1.toml: instance[0].bind: \"nope\" is not an IP address"),
+        "{err}"
+    );
 }

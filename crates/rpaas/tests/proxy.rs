@@ -48,7 +48,9 @@ fn get_and_post_with_bodies_reach_the_right_instance() {
     let mut rd = BufReader::new(c);
     let r1 = client::read_response(&mut rd, false).expect("r1");
     rd.get_mut()
-        .write_all(format!("GET /cwa/api/v1/computers HTTP/1.1\r\nHost: {HOST_A}\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET /cwa/api/v1/computers HTTP/1.1\r\nHost: {HOST_A}\r\n\r\n").as_bytes(),
+        )
         .expect("w2");
     let r2 = client::read_response(&mut rd, false).expect("r2");
     assert_eq!((r1.status, r2.status), (200, 200));
@@ -60,7 +62,16 @@ fn get_and_post_with_bodies_reach_the_right_instance() {
             v["target"] == "rpaas::access" && v["path"] == "/cwa/api/v1/computers"
         })
         .expect("access log line");
-    for k in ["request_id", "instance", "client_ip", "method", "status", "bytes_sent", "duration_ms", "tls"] {
+    for k in [
+        "request_id",
+        "instance",
+        "client_ip",
+        "method",
+        "status",
+        "bytes_sent",
+        "duration_ms",
+        "tls",
+    ] {
         assert!(!line[k].is_null(), "{k} missing in {line}");
     }
     assert_eq!(line["instance"], "a");
@@ -89,7 +100,10 @@ fn sni_selects_certificate_and_unknown_hosts_are_never_forwarded() {
     }
     // Unknown SNI: the handshake fails.
     let err = client::connect(addr, &fx.tls("unknown.example.net")).expect_err("unknown sni");
-    assert!(err.contains("unrecognized name") || err.contains("alert"), "{err}");
+    assert!(
+        err.contains("unrecognized name") || err.contains("alert"),
+        "{err}"
+    );
     // Known SNI, unknown Host: 421, nothing forwarded.
     let before = up.seen().len();
     let r = client::get(addr, &fx.tls(HOST_A), "evil.example.org", "/automate/", "").expect("421");
@@ -98,7 +112,11 @@ fn sni_selects_certificate_and_unknown_hosts_are_never_forwarded() {
     // Known SNI, the other tenant's Host: 421 (no cross-tenant routing on one connection).
     let r = client::get(addr, &fx.tls(HOST_A), HOST_B, "/automate/", "").expect("421");
     assert_eq!(r.status, 421);
-    assert_eq!(up.seen().len(), before, "a refused request reached the origin");
+    assert_eq!(
+        up.seen().len(),
+        before,
+        "a refused request reached the origin"
+    );
 }
 
 #[test]
@@ -114,7 +132,10 @@ fn hardening_on_upstream_and_own_responses() {
         let r = client::get(addr, &tls, HOST_A, path, "").expect("get");
         assert!(r.header("x-request-id").is_some());
         assert!(r.header("server").is_none() && r.header("x-powered-by").is_none());
-        assert_eq!(r.header("strict-transport-security"), Some("max-age=31536000"));
+        assert_eq!(
+            r.header("strict-transport-security"),
+            Some("max-age=31536000")
+        );
     }
 
     // Dangerous methods: 405 from the node, never forwarded, hardened.
@@ -136,22 +157,41 @@ fn hardening_on_upstream_and_own_responses() {
         assert!(matches!(r.status, 400 | 405), "{raw:?}: {r:?}");
         assert!(r.header("server").is_none(), "{r:?}");
     }
-    assert_eq!(up.seen().len(), before, "a denied method reached the origin");
+    assert_eq!(
+        up.seen().len(),
+        before,
+        "a denied method reached the origin"
+    );
 
     // Location / Content-Location / Refresh naming the origin or an IP are rewritten.
     let r = client::get(addr, &tls, HOST_A, "/aspnet_client", "").expect("redirect");
     assert_eq!(r.status, 301);
-    assert_eq!(r.header("location"), Some(format!("https://{HOST_A}/aspnet_client/").as_str()));
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://{HOST_A}/aspnet_client/").as_str())
+    );
     assert_eq!(
         r.header("content-location"),
         Some(format!("https://{HOST_A}/aspnet_client/default.htm").as_str())
     );
-    assert_eq!(r.header("refresh"), Some(format!("0; url=https://{HOST_A}/aspnet_client/").as_str()));
+    assert_eq!(
+        r.header("refresh"),
+        Some(format!("0; url=https://{HOST_A}/aspnet_client/").as_str())
+    );
     assert_hardened(&r);
     let r = client::get(addr, &tls, HOST_A, "/automate", "").expect("redirect");
-    assert_eq!(r.header("location"), Some(format!("https://{HOST_A}/automate/").as_str()));
-    let r = client::get(addr, &tls, HOST_A, "/redirect?to=https://www.connectwise.com/", "")
-        .expect("external redirect");
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://{HOST_A}/automate/").as_str())
+    );
+    let r = client::get(
+        addr,
+        &tls,
+        HOST_A,
+        "/redirect?to=https://www.connectwise.com/",
+        "",
+    )
+    .expect("external redirect");
     assert_eq!(r.header("location"), Some("https://www.connectwise.com/"));
 
     // HTTP/1.0 with no Host, and with an empty Host: an error naming no host or IP.
@@ -202,11 +242,20 @@ read_timeout = "1s"
     let t = std::time::Instant::now();
     let r = client::get(addr, &fx.tls(HOST_B), HOST_B, "/slow?ms=5000", "").expect("504");
     assert_eq!(r.status, 504);
-    assert!(t.elapsed() < std::time::Duration::from_secs(4), "timeout not applied");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(4),
+        "timeout not applied"
+    );
     assert_hardened(&r);
     let metrics = node.admin_get("/metrics");
-    assert!(metrics.contains("rpaas_upstream_errors_total{instance=\"down\""), "{metrics}");
-    assert!(metrics.contains("rpaas_requests_total{instance=\"slow\",status=\"504\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("rpaas_upstream_errors_total{instance=\"down\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rpaas_requests_total{instance=\"slow\",status=\"504\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]

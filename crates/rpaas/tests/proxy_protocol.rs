@@ -36,11 +36,21 @@ fn v1_and_v2_from_a_trusted_balancer_set_the_client_address() {
     for (header, want) in [
         (encode_v1(sa("203.0.113.9:40000"), addr), "203.0.113.9"),
         (encode_v2(sa("198.51.100.20:40001"), addr), "198.51.100.20"),
-        (encode_v2(sa("[2001:db8::5]:40002"), sa("[::1]:443")), "2001:db8::5"),
+        (
+            encode_v2(sa("[2001:db8::5]:40002"), sa("[::1]:443")),
+            "2001:db8::5",
+        ),
     ] {
         let mut tls = fx.tls(HOST_A);
         tls.preamble = &header;
-        let r = client::get(addr, &tls, HOST_A, "/echo", "X-Forwarded-For: 192.0.2.1\r\n").expect("request");
+        let r = client::get(
+            addr,
+            &tls,
+            HOST_A,
+            "/echo",
+            "X-Forwarded-For: 192.0.2.1\r\n",
+        )
+        .expect("request");
         assert_eq!(r.status, 200);
         let seen = up.seen_path("/echo");
         let last = seen.last().expect("seen");
@@ -65,5 +75,8 @@ fn untrusted_peer_cannot_supply_an_address() {
     // Without a header it is served, under its socket address.
     let r = client::get(addr, &fx.tls(HOST_A), HOST_A, "/echo", "").expect("plain");
     assert_eq!(r.status, 200);
-    assert_eq!(up.seen_path("/echo")[0].header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(
+        up.seen_path("/echo")[0].header("x-forwarded-for"),
+        Some("127.0.0.1")
+    );
 }

@@ -73,17 +73,29 @@ fn reload_good_and_bad_files_while_requests_run() {
     });
     std::thread::sleep(Duration::from_millis(200));
 
-    assert!(client::connect(addr, &fx.tls(HOST_B)).is_err(), "b not configured yet");
+    assert!(
+        client::connect(addr, &fx.tls(HOST_B)).is_err(),
+        "b not configured yet"
+    );
 
     // Good file: adds instance b and trusts the test client as a proxy.
     node.write_config(&config(&fx, up.addr, true, "127.0.0.0/8"));
     node.signal(libc::SIGHUP);
     node.wait_log(Duration::from_secs(10), |v| v["event"] == "reloaded")
         .expect("reloaded");
-    let r = client::get(addr, &fx.tls(HOST_B), HOST_B, "/echo", "X-Forwarded-For: 203.0.113.50\r\n")
-        .expect("b after reload");
+    let r = client::get(
+        addr,
+        &fx.tls(HOST_B),
+        HOST_B,
+        "/echo",
+        "X-Forwarded-For: 203.0.113.50\r\n",
+    )
+    .expect("b after reload");
     assert_eq!(r.status, 200);
-    assert_eq!(up.seen_path("/echo")[0].header("x-forwarded-for"), Some("203.0.113.50"));
+    assert_eq!(
+        up.seen_path("/echo")[0].header("x-forwarded-for"),
+        Some("203.0.113.50")
+    );
 
     // Bad file: rejected with file, key and reason; the previous config keeps serving.
     node.write_config(&config(&fx, up.addr, true, "10.0.0.0/33"));
@@ -93,21 +105,35 @@ fn reload_good_and_bad_files_while_requests_run() {
         .expect("rejected");
     let reason = line["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("rpaas.toml"), "{reason}");
-    assert!(reason.contains("listener[0].trusted_proxies[0]"), "{reason}");
+    assert!(
+        reason.contains("listener[0].trusted_proxies[0]"),
+        "{reason}"
+    );
     assert!(reason.contains("not a CIDR"), "{reason}");
     let r = client::get(addr, &fx.tls(HOST_B), HOST_B, "/automate/", "").expect("b still served");
     assert_eq!(r.status, 200);
     let health = node.admin_get("/healthz");
     assert!(health.contains("\"generation\":2"), "{health}");
     let metrics = node.admin_get("/metrics");
-    assert!(metrics.contains("rpaas_config_reloads_total{result=\"rejected\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("rpaas_config_reloads_total{result=\"rejected\"} 1"),
+        "{metrics}"
+    );
 
-    assert_eq!(slow.join().expect("slow thread"), Ok(200), "in-flight request broken by reload");
+    assert_eq!(
+        slow.join().expect("slow thread"),
+        Ok(200),
+        "in-flight request broken by reload"
+    );
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     load.join().expect("load thread");
     assert!(ok.load(Ordering::Relaxed) > 10, "too little load ran");
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed during reloads");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during reloads"
+    );
 }
 
 #[test]
@@ -127,7 +153,10 @@ fn sigterm_drains_requests_in_flight() {
     assert_eq!(slow.join().expect("thread"), Ok(200));
     let status = node.wait_exit(Duration::from_secs(10)).expect("exited");
     assert!(status.success(), "{status:?}");
-    assert!(node.wait_log(Duration::from_secs(1), |v| v["event"] == "stopped" && v["clean"] == true).is_some());
+    assert!(node
+        .wait_log(Duration::from_secs(1), |v| v["event"] == "stopped"
+            && v["clean"] == true)
+        .is_some());
     // New connections are refused once draining.
     assert!(client::connect(addr, &fx.tls(HOST_A)).is_err());
 }

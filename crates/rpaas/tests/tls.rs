@@ -45,15 +45,33 @@ fn profiles_accept_and_refuse_the_right_versions() {
     let node = Node::start(bin(), fx.path(), &config(&fx, up.addr));
     let (inter, legacy, modern) = (node.listeners[0], node.listeners[1], node.listeners[2]);
 
-    assert_eq!(handshake(legacy, &fx, SslVersion::TLS1).as_deref(), Ok("TLSv1"));
-    assert_eq!(handshake(legacy, &fx, SslVersion::TLS1_1).as_deref(), Ok("TLSv1.1"));
-    assert_eq!(handshake(legacy, &fx, SslVersion::TLS1_3).as_deref(), Ok("TLSv1.3"));
+    assert_eq!(
+        handshake(legacy, &fx, SslVersion::TLS1).as_deref(),
+        Ok("TLSv1")
+    );
+    assert_eq!(
+        handshake(legacy, &fx, SslVersion::TLS1_1).as_deref(),
+        Ok("TLSv1.1")
+    );
+    assert_eq!(
+        handshake(legacy, &fx, SslVersion::TLS1_3).as_deref(),
+        Ok("TLSv1.3")
+    );
     assert!(handshake(inter, &fx, SslVersion::TLS1).is_err());
     assert!(handshake(inter, &fx, SslVersion::TLS1_1).is_err());
-    assert_eq!(handshake(inter, &fx, SslVersion::TLS1_2).as_deref(), Ok("TLSv1.2"));
-    assert_eq!(handshake(inter, &fx, SslVersion::TLS1_3).as_deref(), Ok("TLSv1.3"));
+    assert_eq!(
+        handshake(inter, &fx, SslVersion::TLS1_2).as_deref(),
+        Ok("TLSv1.2")
+    );
+    assert_eq!(
+        handshake(inter, &fx, SslVersion::TLS1_3).as_deref(),
+        Ok("TLSv1.3")
+    );
     assert!(handshake(modern, &fx, SslVersion::TLS1_2).is_err());
-    assert_eq!(handshake(modern, &fx, SslVersion::TLS1_3).as_deref(), Ok("TLSv1.3"));
+    assert_eq!(
+        handshake(modern, &fx, SslVersion::TLS1_3).as_deref(),
+        Ok("TLSv1.3")
+    );
 
     // A whole request over TLS 1.0 on the legacy listener, as an old agent would make it.
     let mut tls = fx.tls(HOST_A);
@@ -65,14 +83,26 @@ fn profiles_accept_and_refuse_the_right_versions() {
     // The same with the openssl command line, as an operator would check it.
     let s_client = |addr: std::net::SocketAddr| {
         let out = Command::new("openssl")
-            .args(["s_client", "-tls1", "-cipher", "DEFAULT@SECLEVEL=0", "-servername", HOST_A, "-connect"])
+            .args([
+                "s_client",
+                "-tls1",
+                "-cipher",
+                "DEFAULT@SECLEVEL=0",
+                "-servername",
+                HOST_A,
+                "-connect",
+            ])
             .arg(addr.to_string())
             .stdin(Stdio::null())
             .output()
             .expect("openssl s_client");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    assert!(s_client(legacy).contains("Protocol  : TLSv1\n"), "{}", s_client(legacy));
+    assert!(
+        s_client(legacy).contains("Protocol  : TLSv1\n"),
+        "{}",
+        s_client(legacy)
+    );
     assert!(s_client(inter).contains("Cipher is (NONE)"));
 }
 
@@ -97,7 +127,10 @@ fn server_cipher_preference_wins() {
         .output()
         .expect("openssl");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"), "{text}");
+    assert!(
+        text.contains("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -108,7 +141,9 @@ fn refused_old_client_is_logged_with_what_it_offered() {
     let inter = node.listeners[0];
     assert!(handshake(inter, &fx, SslVersion::TLS1).is_err());
     let line = node
-        .wait_log(Duration::from_secs(5), |v| v["event"] == "tls_handshake_failed")
+        .wait_log(Duration::from_secs(5), |v| {
+            v["event"] == "tls_handshake_failed"
+        })
         .expect("handshake failure logged");
     assert_eq!(line["client_ip"], "127.0.0.1");
     assert_eq!(line["sni"], HOST_A);
@@ -126,7 +161,8 @@ fn refused_old_client_is_logged_with_what_it_offered() {
     handshake(inter, &fx, SslVersion::TLS1_2).expect("tls1.2");
     let metrics = node.admin_get("/metrics");
     assert!(
-        metrics.contains("rpaas_tls_handshakes_total{profile=\"intermediate\",version=\"TLSv1.2\"} 1"),
+        metrics
+            .contains("rpaas_tls_handshakes_total{profile=\"intermediate\",version=\"TLSv1.2\"} 1"),
         "{metrics}"
     );
     // Unknown SNI is logged as such.
@@ -148,7 +184,9 @@ fn self_signed_certificate_when_none_is_configured() {
     let node = Node::start(bin(), fx.path(), &cfg);
     assert!(node
         .wait_log(Duration::from_secs(1), |v| v["level"] == "WARN"
-            && v["message"].as_str().is_some_and(|m| m.contains("self-signed")))
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("self-signed")))
         .is_some());
     // Our CA does not know it, but the handshake happens with the instance's name in it.
     let err = client::connect(node.listeners[0], &fx.tls(HOST_A)).expect_err("untrusted");

@@ -47,8 +47,10 @@ impl Ca {
         b.set_subject_name(&n).expect("subject");
         b.set_issuer_name(&n).expect("issuer");
         b.set_pubkey(&key).expect("pubkey");
-        b.set_not_before(&Asn1Time::days_from_now(0).expect("t")).expect("nb");
-        b.set_not_after(&Asn1Time::days_from_now(30).expect("t")).expect("na");
+        b.set_not_before(&Asn1Time::days_from_now(0).expect("t"))
+            .expect("nb");
+        b.set_not_after(&Asn1Time::days_from_now(30).expect("t"))
+            .expect("na");
         b.append_extension(BasicConstraints::new().critical().ca().build().expect("bc"))
             .expect("ext");
         b.append_extension(
@@ -80,8 +82,10 @@ impl Ca {
         b.set_subject_name(&n).expect("subject");
         b.set_issuer_name(self.cert.subject_name()).expect("issuer");
         b.set_pubkey(&key).expect("pubkey");
-        b.set_not_before(&Asn1Time::days_from_now(0).expect("t")).expect("nb");
-        b.set_not_after(&Asn1Time::days_from_now(30).expect("t")).expect("na");
+        b.set_not_before(&Asn1Time::days_from_now(0).expect("t"))
+            .expect("nb");
+        b.set_not_after(&Asn1Time::days_from_now(30).expect("t"))
+            .expect("na");
         let mut san = SubjectAlternativeName::new();
         for name in names {
             if name.parse::<std::net::IpAddr>().is_ok() {
@@ -106,7 +110,8 @@ impl Ca {
             key: dir.join(format!("{stem}.key")),
         };
         std::fs::write(&files.cert, cert.to_pem().expect("pem")).expect("write cert");
-        std::fs::write(&files.key, key.private_key_to_pem_pkcs8().expect("pem")).expect("write key");
+        std::fs::write(&files.key, key.private_key_to_pem_pkcs8().expect("pem"))
+            .expect("write key");
         files
     }
 

@@ -44,8 +44,10 @@ pub fn connect(addr: SocketAddr, tls: &Tls<'_>) -> Result<Conn, String> {
         b.set_cipher_list("DEFAULT:@SECLEVEL=0")
             .map_err(|e| e.to_string())?;
     }
-    b.set_min_proto_version(tls.min).map_err(|e| e.to_string())?;
-    b.set_max_proto_version(tls.max).map_err(|e| e.to_string())?;
+    b.set_min_proto_version(tls.min)
+        .map_err(|e| e.to_string())?;
+    b.set_max_proto_version(tls.max)
+        .map_err(|e| e.to_string())?;
     b.set_alpn_protos(tls.alpn).map_err(|e| e.to_string())?;
     let connector = b.build();
     let mut tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
@@ -156,7 +158,13 @@ pub fn exchange(addr: SocketAddr, tls: &Tls<'_>, raw: &[u8]) -> Result<Response,
 }
 
 /// `GET path` with `Host: host` and extra header lines (each ending in CRLF).
-pub fn get(addr: SocketAddr, tls: &Tls<'_>, host: &str, path: &str, extra: &str) -> Result<Response, String> {
+pub fn get(
+    addr: SocketAddr,
+    tls: &Tls<'_>,
+    host: &str,
+    path: &str,
+    extra: &str,
+) -> Result<Response, String> {
     let raw = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n");
     exchange(addr, tls, raw.as_bytes())
 }

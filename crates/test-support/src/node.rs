@@ -66,7 +66,10 @@ impl Node {
         };
         node.wait_log(Duration::from_secs(30), |v| v["event"] == "started")
             .unwrap_or_else(|| {
-                panic!("rpaas did not start; logs: {:?}", node.logs.lock().map(|l| l.clone()))
+                panic!(
+                    "rpaas did not start; logs: {:?}",
+                    node.logs.lock().map(|l| l.clone())
+                )
             });
         let logs = node.logs.lock().map(|l| l.clone()).unwrap_or_default();
         for v in logs.iter().filter(|v| v["event"] == "listening") {
@@ -152,7 +155,10 @@ impl Node {
         use std::io::{Read, Write};
         let addr = self.admin.expect("admin address");
         let mut s = std::net::TcpStream::connect(addr).expect("connect admin");
-        let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+        let _ = write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+        );
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         out

@@ -93,7 +93,10 @@ impl Upstream {
     /// Runs the origin on the current runtime until the process ends (the demo binary).
     pub async fn run_forever(addr: SocketAddr) -> std::io::Result<()> {
         let listener = TcpListener::bind(addr).await?;
-        println!("stand-in Automate origin listening on http://{}", listener.local_addr()?);
+        println!(
+            "stand-in Automate origin listening on http://{}",
+            listener.local_addr()?
+        );
         serve(listener, None, Arc::new(Mutex::new(Vec::new()))).await;
         Ok(())
     }
@@ -195,7 +198,12 @@ async fn handle(
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
 
     if path == "/ws" {
@@ -250,7 +258,10 @@ async fn handle(
         // The HTTP/1.0 empty-Host leak: IIS names its own internal address.
         iis(Response::builder().status(301))
             .header("location", "http://10.20.30.40/aspnet_client/")
-            .header("content-location", "http://10.20.30.40/aspnet_client/default.htm")
+            .header(
+                "content-location",
+                "http://10.20.30.40/aspnet_client/default.htm",
+            )
             .header("refresh", "0; url=http://10.20.30.40/aspnet_client/")
             .body(full(""))
     } else if path == "/redirect" {
@@ -263,7 +274,8 @@ async fn handle(
             .iter()
             .map(|(k, v)| serde_json::json!([k, v]))
             .collect();
-        let j = serde_json::json!({"method": method, "path": pq, "headers": hs, "body_len": body_len});
+        let j =
+            serde_json::json!({"method": method, "path": pq, "headers": hs, "body_len": body_len});
         ok().header("content-type", "application/json")
             .body(full(j.to_string()))
     } else if path == "/big" {
@@ -279,7 +291,10 @@ async fn handle(
         tokio::time::sleep(Duration::from_millis(ms)).await;
         ok().body(full("slow done"))
     } else if let Some(code) = path.strip_prefix("/status/") {
-        let code = code.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok());
+        let code = code
+            .parse::<u16>()
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok());
         iis(Response::builder().status(code.unwrap_or(StatusCode::BAD_REQUEST)))
             .body(full("status"))
     } else {

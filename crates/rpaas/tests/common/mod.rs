@@ -1,6 +1,6 @@
 //! Shared set-up for the node's integration tests: a temp dir with a CA, per-instance
 //! certificates, a stand-in origin and a running `rpaas` process.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -92,7 +92,12 @@ pub fn assert_hardened(r: &client::Response) {
         r.headers
     );
     let all = format!("{:?} {}", r.headers, r.text());
-    for leak in ["10.20.30.40", "automate.partner.local", "Pingora", "WIN-AUTOMATE01"] {
+    for leak in [
+        "10.20.30.40",
+        "automate.partner.local",
+        "Pingora",
+        "WIN-AUTOMATE01",
+    ] {
         assert!(!all.contains(leak), "{leak} leaked in {all}");
     }
 }

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests, integration tests against real `rpaas` processes,
+# real TLS clients and a stand-in origin on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+cargo test --workspace --all-targets "$@"
