@@ -1,6 +1,8 @@
 //! The shape of the TOML files, as written. Only syntax is checked here (`deny_unknown_fields`
 //! catches typos); meaning is checked in `validate`.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -29,6 +31,13 @@ pub(crate) struct FileNode {
     pub threads: Option<i64>,
     pub handshake_timeout: Option<FileDuration>,
     pub keepalive_timeout: Option<FileDuration>,
+    pub geoip_db: Option<String>,
+    pub default_countries: Option<Vec<String>>,
+    pub unknown_country: Option<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+    #[serde(default)]
+    pub networks: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,4 +85,38 @@ pub(crate) struct FileInstance {
     pub idle_timeout: Option<FileDuration>,
     pub strip_headers: Option<Vec<String>>,
     pub hsts: Option<String>,
+    pub deployment: Option<String>,
+    #[serde(default)]
+    pub trusted: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+    pub countries: Option<Vec<String>>,
+    #[serde(default)]
+    pub class: BTreeMap<String, FileClass>,
+    #[serde(default)]
+    pub restrict: Vec<FileRestrict>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileClass {
+    pub access: Option<String>,
+    pub countries: Option<Vec<String>>,
+    pub methods: Option<Vec<String>>,
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileRestrict {
+    pub name: Option<String>,
+    pub block: Option<Vec<String>>,
+    pub paths: Option<Vec<String>>,
+    pub param: Option<String>,
+    pub cookie: Option<String>,
+    pub header: Option<String>,
+    pub admit: Option<Vec<String>>,
+    pub secret: Option<String>,
+    pub secret_file: Option<String>,
 }

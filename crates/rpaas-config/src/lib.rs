@@ -8,14 +8,18 @@
 #![forbid(unsafe_code)]
 
 mod file;
+mod policy;
 mod validate;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use ipnet::IpNet;
+pub use rpaas_geoip::CountryCode;
+pub use rpaas_policy::{InstancePolicy, UnknownCountry};
 pub use validate::{load, parse_cidr};
 
 /// One problem in a config file.
@@ -62,7 +66,7 @@ impl From<ConfigError> for ConfigErrors {
 }
 
 /// The whole validated configuration of a node.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// The main file it was read from.
     pub source: PathBuf,
@@ -91,6 +95,15 @@ pub struct Node {
     pub handshake_timeout: Duration,
     /// Idle time before a client keep-alive connection is closed.
     pub keepalive_timeout: Duration,
+    /// The `.mmdb` country database, if GeoIP is used.
+    pub geoip_db: Option<PathBuf>,
+    /// Countries every instance admits (instances add to it, classes replace it).
+    pub default_countries: Vec<CountryCode>,
+    pub unknown_country: UnknownCountry,
+    /// Addresses refused on every instance.
+    pub deny: Vec<IpNet>,
+    /// Named network lists instances refer to in `trusted`/`deny`.
+    pub networks: BTreeMap<String, Vec<IpNet>>,
 }
 
 /// Where JSON log lines go.
@@ -185,8 +198,10 @@ pub struct Timeouts {
 }
 
 /// `[[instance]]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Instance {
+    /// The compiled access policy (deployment model, classes, networks, countries, restrictions).
+    pub policy: InstancePolicy,
     pub id: String,
     /// Lowercase FQDNs; each belongs to exactly one instance.
     pub hostnames: Vec<String>,

@@ -25,7 +25,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         errors: Vec::new(),
         base,
     };
-    let node = v.node(path, &file.node);
+    let mut node = v.node(path, &file.node);
+    v.node_policy(path, &file.node, &mut node);
     let listeners: Vec<Listener> = file
         .listener
         .iter()
@@ -70,7 +71,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let mut hosts: HashMap<String, String> = HashMap::new();
     for (file, list) in &instance_files {
         for (i, fi) in list.iter().enumerate() {
-            let Some(inst) = v.instance(file, i, fi) else {
+            let Some(inst) = v.instance(file, i, fi, &node) else {
                 continue;
             };
             let key = format!("instance[{i}]");
@@ -148,17 +149,17 @@ fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result
     })
 }
 
-struct Validator {
-    errors: Vec<ConfigError>,
+pub(crate) struct Validator {
+    pub(crate) errors: Vec<ConfigError>,
     base: PathBuf,
 }
 
 impl Validator {
-    fn err(&mut self, file: &Path, key: impl Into<String>, reason: impl Into<String>) {
+    pub(crate) fn err(&mut self, file: &Path, key: impl Into<String>, reason: impl Into<String>) {
         self.errors.push(ConfigError::new(file, key, reason));
     }
 
-    fn resolve(&self, p: &str) -> PathBuf {
+    pub(crate) fn resolve(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
         if p.is_absolute() {
             p.to_path_buf()
@@ -313,6 +314,11 @@ impl Validator {
                 &n.keepalive_timeout,
                 Duration::from_secs(60),
             ),
+            geoip_db: None,
+            default_countries: Vec::new(),
+            unknown_country: rpaas_policy::UnknownCountry::Deny,
+            deny: Vec::new(),
+            networks: Default::default(),
         }
     }
 
@@ -389,7 +395,7 @@ impl Validator {
         })
     }
 
-    fn cidrs(&mut self, file: &Path, key: &str, list: &[String]) -> Vec<IpNet> {
+    pub(crate) fn cidrs(&mut self, file: &Path, key: &str, list: &[String]) -> Vec<IpNet> {
         let mut out = Vec::new();
         for (i, s) in list.iter().enumerate() {
             match parse_cidr(s) {
@@ -400,7 +406,13 @@ impl Validator {
         out
     }
 
-    fn instance(&mut self, file: &Path, i: usize, f: &FileInstance) -> Option<Instance> {
+    fn instance(
+        &mut self,
+        file: &Path,
+        i: usize,
+        f: &FileInstance,
+        node: &Node,
+    ) -> Option<Instance> {
         let key = format!("instance[{i}]");
         let before = self.errors.len();
         let id = match f.id.as_deref() {
@@ -550,10 +562,12 @@ impl Validator {
             Some("") | Some("off") => Some(None),
             Some(v) => Some(Some(v.to_string())),
         };
+        let policy = self.instance_policy(file, &key, f, node);
         if self.errors.len() > before {
             return None;
         }
         Some(Instance {
+            policy,
             id,
             hostnames,
             cert,

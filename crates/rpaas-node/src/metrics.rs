@@ -30,8 +30,8 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("rpaas".into()), None)?;
         let requests = IntCounterVec::new(
-            Opts::new("requests_total", "HTTP requests by instance and status"),
-            &["instance", "status"],
+            Opts::new("requests_total", "HTTP requests by instance, traffic class and status"),
+            &["instance", "class", "status"],
         )?;
         let duration = HistogramVec::new(
             HistogramOpts::new("request_duration_seconds", "Request latency by instance").buckets(

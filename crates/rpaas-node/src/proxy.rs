@@ -13,6 +13,11 @@ use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use rpaas_config::{canonical_ip, ClientIpSource, Listener};
 
+use std::borrow::Cow;
+
+use rpaas_geoip::CountryCode;
+use rpaas_policy::{Headers, RequestView, TrafficClass, Verdict};
+
 use crate::accept::ConnInfo;
 use crate::harden::{harden_response, reason_phrase, write_own, OwnResponse};
 use crate::snapshot::{InstanceRt, Snapshot};
@@ -47,7 +52,10 @@ pub struct Ctx {
     request_id: String,
     start: Instant,
     own_status: Option<u16>,
-    reason: Option<&'static str>,
+    reason: Option<Cow<'static, str>>,
+    class: Option<TrafficClass>,
+    country: Option<CountryCode>,
+    set_cookie: Option<(String, String)>,
 }
 
 /// The proxy logic of one listener.
@@ -66,7 +74,7 @@ impl Proxy {
         session: &mut Session,
         ctx: &mut Ctx,
         status: u16,
-        reason: &'static str,
+        reason: impl Into<Cow<'static, str>>,
         extra: &'static [(&'static str, &'static str)],
     ) -> Result<bool> {
         let hsts = ctx
@@ -78,7 +86,7 @@ impl Proxy {
             reason_phrase(status),
             ctx.request_id
         );
-        ctx.reason = Some(reason);
+        ctx.reason = Some(reason.into());
         ctx.own_status = write_own(
             session,
             OwnResponse {
@@ -91,6 +99,18 @@ impl Proxy {
         )
         .await;
         Ok(true)
+    }
+}
+
+/// Request headers for the policy.
+struct ReqHeaders<'a>(&'a RequestHeader);
+
+impl Headers for ReqHeaders<'_> {
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.0.headers.get(name).map(|v| v.as_bytes())
+    }
+    fn get_all(&self, name: &str) -> Vec<&[u8]> {
+        self.0.headers.get_all(name).iter().map(|v| v.as_bytes()).collect()
     }
 }
 
@@ -185,6 +205,9 @@ impl ProxyHttp for Proxy {
             start: Instant::now(),
             own_status: None,
             reason: None,
+            class: None,
+            country: None,
+            set_cookie: None,
         }
     }
 
@@ -247,6 +270,35 @@ impl ProxyHttp for Proxy {
         if !path_ok {
             return self.refuse(session, ctx, 400, "bad_target", &[]).await;
         }
+
+        // The access policy: canonical path, class, networks, GeoIP, restrictions.
+        let Some(inst) = ctx.instance.clone() else {
+            return Ok(false);
+        };
+        let client = ctx.client_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        let decision = {
+            let req = session.req_header();
+            let Ok(target) = std::str::from_utf8(req.raw_path()) else {
+                return self.refuse(session, ctx, 400, "path:invalid", &[]).await;
+            };
+            let headers = ReqHeaders(req);
+            rpaas_policy::decide(
+                &inst.cfg.policy,
+                snap.geo.as_deref(),
+                &RequestView {
+                    ip: client,
+                    method: &method,
+                    target,
+                    headers: &headers,
+                },
+            )
+        };
+        ctx.class = decision.class;
+        ctx.country = decision.country;
+        if let Verdict::Deny(reason) = decision.verdict {
+            return self.refuse(session, ctx, reason.status(), reason.code(), &[]).await;
+        }
+        ctx.set_cookie = decision.set_cookie;
         Ok(false)
     }
 
@@ -304,6 +356,12 @@ impl ProxyHttp for Proxy {
             );
         }
         resp.insert_header("x-request-id", &ctx.request_id)?;
+        if let Some((name, value)) = &ctx.set_cookie {
+            resp.append_header(
+                "set-cookie",
+                format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax"),
+            )?;
+        }
         Ok(())
     }
 
@@ -355,14 +413,20 @@ impl ProxyHttp for Proxy {
         let instance = ctx.instance.as_ref().map_or("-", |i| i.cfg.id.as_str());
         let m = &self.shared.metrics;
         let status_s = status.to_string();
-        m.requests.with_label_values(&[instance, &status_s]).inc();
+        let class = ctx.class.map_or("-", |c| c.as_str());
+        let country = ctx.country.map(|c| c.to_string());
+        m.requests
+            .with_label_values(&[instance, class, &status_s])
+            .inc();
         let elapsed = ctx.start.elapsed();
         m.duration
             .with_label_values(&[instance])
             .observe(elapsed.as_secs_f64());
-        if let Some(r) = ctx.reason {
+        if let Some(r) = ctx.reason.as_deref() {
             if r != "proxy_error" {
-                m.denials.with_label_values(&[instance, r]).inc();
+                m.denials
+                    .with_label_values(&[instance, class, country.as_deref().unwrap_or("--"), r])
+                    .inc();
             }
         }
         let req = session.req_header();
@@ -386,7 +450,9 @@ impl ProxyHttp for Proxy {
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             tls = %tls_version,
             http2 = session.is_http2(),
-            reason = ctx.reason.unwrap_or(""),
+            class,
+            country = country.as_deref().unwrap_or(""),
+            reason = ctx.reason.as_deref().unwrap_or(""),
             error = %error,
             generation = ctx.snap.generation,
             "request"

@@ -10,6 +10,7 @@ use openssl::x509::X509;
 use pingora::connectors::l4::BindTo;
 use pingora::upstreams::peer::HttpPeer;
 use rpaas_config::{Config, ConfigError, ConfigErrors, Instance};
+use rpaas_geoip::GeoDb;
 
 use crate::tls::CertKey;
 
@@ -43,6 +44,8 @@ pub struct Snapshot {
     hosts: HashMap<String, usize>,
     /// Node-level HSTS header, for responses made before an instance is known.
     pub hsts: Option<HeaderValue>,
+    /// The country database, when `[node] geoip_db` is set.
+    pub geo: Option<Arc<GeoDb>>,
 }
 
 impl Snapshot {
@@ -76,12 +79,19 @@ impl Snapshot {
             })?),
             None => None,
         };
+        let geo = match &config.node.geoip_db {
+            Some(p) => Some(Arc::new(GeoDb::open(p).map_err(|e| {
+                ConfigError::new(&config.source, "node.geoip_db", e.to_string())
+            })?)),
+            None => None,
+        };
         Ok(Snapshot {
             config,
             generation,
             instances,
             hosts,
             hsts,
+            geo,
         })
     }
 
