@@ -6,8 +6,8 @@ use std::path::Path;
 
 use rpaas_geoip::CountryCode;
 use rpaas_policy::{
-    Access, ClassOverride, Deployment, InstancePolicy, IpNet, PathPattern, PolicySpec,
-    Restriction, RestrictionKind, TrafficClass, UnknownCountry,
+    Access, ClassOverride, Deployment, InstancePolicy, IpNet, PathPattern, PolicySpec, Restriction,
+    RestrictionKind, TrafficClass, UnknownCountry,
 };
 
 use crate::file::{FileClass, FileInstance, FileNode, FileRestrict};
@@ -18,7 +18,12 @@ const CLASS_NAMES: &str =
     "agent, deployment, control_center, web_control_center, api, portal, other";
 
 impl Validator {
-    pub(crate) fn countries(&mut self, file: &Path, key: &str, list: &[String]) -> Vec<CountryCode> {
+    pub(crate) fn countries(
+        &mut self,
+        file: &Path,
+        key: &str,
+        list: &[String],
+    ) -> Vec<CountryCode> {
         let mut out = Vec::new();
         for (i, c) in list.iter().enumerate() {
             match CountryCode::parse(c) {
@@ -86,7 +91,13 @@ impl Validator {
     }
 
     /// Trusted/deny entries: CIDRs or names of `[node.networks]` lists.
-    fn nets_or_names(&mut self, file: &Path, key: &str, list: &[String], node: &Node) -> Vec<IpNet> {
+    fn nets_or_names(
+        &mut self,
+        file: &Path,
+        key: &str,
+        list: &[String],
+        node: &Node,
+    ) -> Vec<IpNet> {
         let mut out = Vec::new();
         for (i, s) in list.iter().enumerate() {
             if let Some(named) = node.networks.get(s) {
@@ -123,7 +134,11 @@ impl Validator {
         let mut out = Vec::new();
         for (i, m) in list.iter().enumerate() {
             if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') {
-                self.err(file, format!("{key}[{i}]"), format!("{m:?} is not an HTTP method"));
+                self.err(
+                    file,
+                    format!("{key}[{i}]"),
+                    format!("{m:?} is not an HTTP method"),
+                );
             } else {
                 out.push(m.to_ascii_uppercase());
             }
@@ -179,23 +194,41 @@ impl Validator {
             (None, Some(f)) => {
                 let p = self.resolve(f);
                 match std::fs::read_to_string(&p) {
-                    Ok(s) if !s.trim().is_empty() => Some(s.trim_end_matches(['\r', '\n']).to_string()),
+                    Ok(s) if !s.trim().is_empty() => {
+                        Some(s.trim_end_matches(['\r', '\n']).to_string())
+                    }
                     Ok(_) => {
-                        self.err(file, format!("{key}.secret_file"), format!("{} is empty", p.display()));
+                        self.err(
+                            file,
+                            format!("{key}.secret_file"),
+                            format!("{} is empty", p.display()),
+                        );
                         None
                     }
                     Err(e) => {
-                        self.err(file, format!("{key}.secret_file"), format!("cannot read {}: {e}", p.display()));
+                        self.err(
+                            file,
+                            format!("{key}.secret_file"),
+                            format!("cannot read {}: {e}", p.display()),
+                        );
                         None
                     }
                 }
             }
             (Some(_), Some(_)) => {
-                self.err(file, format!("{key}.secret"), "set secret or secret_file, not both");
+                self.err(
+                    file,
+                    format!("{key}.secret"),
+                    "set secret or secret_file, not both",
+                );
                 None
             }
             _ => {
-                self.err(file, format!("{key}.secret"), "a non-empty secret (or secret_file) is required");
+                self.err(
+                    file,
+                    format!("{key}.secret"),
+                    "a non-empty secret (or secret_file) is required",
+                );
                 None
             }
         }
@@ -205,7 +238,11 @@ impl Validator {
         let name = match r.name.as_deref() {
             Some(n) if is_name(n) => n.to_string(),
             Some(n) => {
-                self.err(file, format!("{key}.name"), format!("{n:?}: use letters, digits, '-' and '_'"));
+                self.err(
+                    file,
+                    format!("{key}.name"),
+                    format!("{n:?}: use letters, digits, '-' and '_'"),
+                );
                 return None;
             }
             None => {
@@ -230,14 +267,34 @@ impl Validator {
             let paths = match &r.paths {
                 Some(p) if !p.is_empty() => self.patterns(file, &format!("{key}.paths"), p),
                 _ => {
-                    self.err(file, format!("{key}.paths"), "the paths that need the secret are required");
+                    self.err(
+                        file,
+                        format!("{key}.paths"),
+                        "the paths that need the secret are required",
+                    );
                     Vec::new()
                 }
             };
             let secret = self.secret(file, key, r)?;
+            // The secret travels in a query string and a cookie: keep it to characters both
+            // carry without escaping.
+            if !secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            {
+                self.err(
+                    file,
+                    format!("{key}.secret"),
+                    "use only letters, digits and - . _ ~ (it travels in a URL and a cookie)",
+                );
+            }
             let cookie = r.cookie.clone().unwrap_or_else(|| format!("rpaas_{name}"));
             if !is_name(&cookie) {
-                self.err(file, format!("{key}.cookie"), format!("{cookie:?} is not a valid cookie name"));
+                self.err(
+                    file,
+                    format!("{key}.cookie"),
+                    format!("{cookie:?} is not a valid cookie name"),
+                );
             }
             RestrictionKind::RequireSecret {
                 paths,
@@ -247,8 +304,16 @@ impl Validator {
             }
         } else {
             let header = r.header.clone().unwrap_or_default().to_ascii_lowercase();
-            if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                self.err(file, format!("{key}.header"), format!("{header:?} is not a header name"));
+            if header.is_empty()
+                || !header
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                self.err(
+                    file,
+                    format!("{key}.header"),
+                    format!("{header:?} is not a header name"),
+                );
             }
             let mut classes = Vec::new();
             for (i, c) in r.admit.iter().flatten().enumerate() {
@@ -262,7 +327,11 @@ impl Validator {
                 }
             }
             if r.admit.as_ref().is_none_or(|a| a.is_empty()) {
-                self.err(file, format!("{key}.admit"), "list the classes this header admits into");
+                self.err(
+                    file,
+                    format!("{key}.admit"),
+                    "list the classes this header admits into",
+                );
             }
             let secret = self.secret(file, key, r)?;
             RestrictionKind::AdmitHeader {
@@ -330,7 +399,11 @@ impl Validator {
             let rkey = format!("{key}.restrict[{i}]");
             if let Some(r) = self.restriction(file, &rkey, r) {
                 if names.contains(&r.name) {
-                    self.err(file, format!("{rkey}.name"), format!("{:?} is used twice", r.name));
+                    self.err(
+                        file,
+                        format!("{rkey}.name"),
+                        format!("{:?} is used twice", r.name),
+                    );
                 }
                 names.push(r.name.clone());
                 restrictions.push(r);
@@ -351,5 +424,6 @@ impl Validator {
 fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

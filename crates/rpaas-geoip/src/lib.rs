@@ -166,7 +166,10 @@ mod tests {
 
     #[test]
     fn country_codes() {
-        assert_eq!(CountryCode::parse("us").map(|c| c.to_string()).as_deref(), Some("US"));
+        assert_eq!(
+            CountryCode::parse("us").map(|c| c.to_string()).as_deref(),
+            Some("US")
+        );
         assert!(CountryCode::parse("USA").is_none());
         assert!(CountryCode::parse("1A").is_none());
     }

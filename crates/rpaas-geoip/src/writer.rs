@@ -32,7 +32,9 @@ pub struct Writer {
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("nodes", &self.nodes.len()).finish()
+        f.debug_struct("Writer")
+            .field("nodes", &self.nodes.len())
+            .finish()
     }
 }
 

@@ -310,11 +310,10 @@ async fn handle_tls<A>(
             return;
         }
     };
-    shared
-        .metrics
-        .tls_handshakes
-        .with_label_values(&[profile.as_str(), tls.ssl().version_str()])
-        .inc();
+    crate::metrics::inc(
+        &shared.metrics.tls_handshakes,
+        &[profile.as_str(), tls.ssl().version_str()],
+    );
     let stream: pingora::protocols::Stream = Box::new(crate::scrub::Scrubbed::new(Box::new(tls)));
     let mut next = app.process_new(stream, &shutdown).await;
     while let Some(s) = next {
@@ -332,11 +331,10 @@ fn handshake_failed(
     reason: &str,
 ) {
     let reason_label = classify_failure(stage, hello, profile, reason);
-    shared
-        .metrics
-        .tls_failures
-        .with_label_values(&[profile.as_str(), reason_label])
-        .inc();
+    crate::metrics::inc(
+        &shared.metrics.tls_failures,
+        &[profile.as_str(), reason_label],
+    );
     let offered = hello
         .map(|h| h.version_names().join(","))
         .unwrap_or_default();

@@ -9,6 +9,7 @@
 
 mod accept;
 mod admin;
+mod explain;
 mod harden;
 mod logging;
 mod metrics;
@@ -30,6 +31,7 @@ use rpaas_config::{Config, ConfigErrors};
 use tokio::sync::{watch, Mutex, Notify};
 
 pub use accept::ConnInfo;
+pub use explain::{explain, geoip_lookup, Explanation, Question};
 pub use metrics::Metrics;
 pub use snapshot::Snapshot;
 
@@ -309,17 +311,13 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<u64, String> {
             let generation = snap.generation;
             let instances = snap.instances.len();
             shared.snapshot.store(Arc::new(snap));
-            shared.metrics.reloads.with_label_values(&["ok"]).inc();
+            crate::metrics::inc(&shared.metrics.reloads, &["ok"]);
             publish_config_metrics(shared);
             tracing::info!(target: "rpaas::node", event = "reloaded", generation, instances, "config reloaded");
             Ok(generation)
         }
         Err(reason) => {
-            shared
-                .metrics
-                .reloads
-                .with_label_values(&["rejected"])
-                .inc();
+            crate::metrics::inc(&shared.metrics.reloads, &["rejected"]);
             tracing::error!(target: "rpaas::node", event = "reload_rejected", reason = %reason, "config reload rejected; the previous config keeps serving");
             Err(reason)
         }
@@ -355,11 +353,7 @@ fn publish_config_metrics(shared: &Shared) {
     shared.metrics.config_generation.set(snap.generation as i64);
     shared.metrics.instance_info.reset();
     for i in &snap.instances {
-        shared
-            .metrics
-            .instance_info
-            .with_label_values(&[i.cfg.id.as_str()])
-            .set(1);
+        crate::metrics::set(&shared.metrics.instance_info, &[i.cfg.id.as_str()], 1);
     }
 }
 

@@ -30,7 +30,10 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("rpaas".into()), None)?;
         let requests = IntCounterVec::new(
-            Opts::new("requests_total", "HTTP requests by instance, traffic class and status"),
+            Opts::new(
+                "requests_total",
+                "HTTP requests by instance, traffic class and status",
+            ),
             &["instance", "class", "status"],
         )?;
         let duration = HistogramVec::new(
@@ -73,9 +76,9 @@ impl Metrics {
         let denials = IntCounterVec::new(
             Opts::new(
                 "denials_total",
-                "Requests refused by the node, by instance and reason",
+                "Requests refused by the node, by instance, traffic class, country and reason",
             ),
-            &["instance", "reason"],
+            &["instance", "class", "country", "reason"],
         )?;
         let instance_info = IntGaugeVec::new(
             Opts::new("instance_info", "1 for every instance in the served config"),
@@ -112,5 +115,25 @@ impl Metrics {
         // Encoding into a Vec cannot fail for well-formed metric families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         buf
+    }
+}
+
+/// Increments a labelled counter. A label-count mismatch is a bug, but never a reason to
+/// take a request down with a panic (`with_label_values` would).
+pub fn inc(c: &IntCounterVec, labels: &[&str]) {
+    if let Ok(m) = c.get_metric_with_label_values(labels) {
+        m.inc();
+    }
+}
+
+pub fn observe(h: &HistogramVec, labels: &[&str], v: f64) {
+    if let Ok(m) = h.get_metric_with_label_values(labels) {
+        m.observe(v);
+    }
+}
+
+pub fn set(g: &IntGaugeVec, labels: &[&str], v: i64) {
+    if let Ok(m) = g.get_metric_with_label_values(labels) {
+        m.set(v);
     }
 }

@@ -110,7 +110,12 @@ impl Headers for ReqHeaders<'_> {
         self.0.headers.get(name).map(|v| v.as_bytes())
     }
     fn get_all(&self, name: &str) -> Vec<&[u8]> {
-        self.0.headers.get_all(name).iter().map(|v| v.as_bytes()).collect()
+        self.0
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect()
     }
 }
 
@@ -134,10 +139,15 @@ fn request_authority(req: &RequestHeader) -> Option<(String, Option<u16>)> {
     let raw = raw.trim();
     let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
         let (h, tail) = rest.split_once(']')?;
-        (format!("[{h}]"), tail.strip_prefix(':').and_then(|p| p.parse().ok()))
+        (
+            format!("[{h}]"),
+            tail.strip_prefix(':').and_then(|p| p.parse().ok()),
+        )
     } else {
         match raw.rsplit_once(':') {
-            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => (h.to_string(), p.parse().ok()),
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => {
+                (h.to_string(), p.parse().ok())
+            }
             _ => (raw.to_string(), None),
         }
     };
@@ -275,7 +285,9 @@ impl ProxyHttp for Proxy {
         let Some(inst) = ctx.instance.clone() else {
             return Ok(false);
         };
-        let client = ctx.client_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        let client = ctx
+            .client_ip
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
         let decision = {
             let req = session.req_header();
             let Ok(target) = std::str::from_utf8(req.raw_path()) else {
@@ -296,7 +308,9 @@ impl ProxyHttp for Proxy {
         ctx.class = decision.class;
         ctx.country = decision.country;
         if let Verdict::Deny(reason) = decision.verdict {
-            return self.refuse(session, ctx, reason.status(), reason.code(), &[]).await;
+            return self
+                .refuse(session, ctx, reason.status(), reason.code(), &[])
+                .await;
         }
         ctx.set_cookie = decision.set_cookie;
         Ok(false)
@@ -385,14 +399,13 @@ impl ProxyHttp for Proxy {
         };
         if let Some(inst) = &ctx.instance {
             if matches!(e.esource(), ErrorSource::Upstream) {
-                self.shared
-                    .metrics
-                    .upstream_errors
-                    .with_label_values(&[
+                crate::metrics::inc(
+                    &self.shared.metrics.upstream_errors,
+                    &[
                         inst.cfg.id.as_str(),
                         &e.etype().as_str().to_ascii_lowercase(),
-                    ])
-                    .inc();
+                    ],
+                );
             }
         }
         if code > 0 && session.response_written().is_none() {
@@ -415,18 +428,13 @@ impl ProxyHttp for Proxy {
         let status_s = status.to_string();
         let class = ctx.class.map_or("-", |c| c.as_str());
         let country = ctx.country.map(|c| c.to_string());
-        m.requests
-            .with_label_values(&[instance, class, &status_s])
-            .inc();
+        crate::metrics::inc(&m.requests, &[instance, class, &status_s]);
         let elapsed = ctx.start.elapsed();
-        m.duration
-            .with_label_values(&[instance])
-            .observe(elapsed.as_secs_f64());
+        crate::metrics::observe(&m.duration, &[instance], elapsed.as_secs_f64());
         if let Some(r) = ctx.reason.as_deref() {
             if r != "proxy_error" {
-                m.denials
-                    .with_label_values(&[instance, class, country.as_deref().unwrap_or("--"), r])
-                    .inc();
+                let cc = country.as_deref().unwrap_or("--");
+                crate::metrics::inc(&m.denials, &[instance, class, cc, r]);
             }
         }
         let req = session.req_header();

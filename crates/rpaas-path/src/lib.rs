@@ -113,7 +113,9 @@ fn decode(raw: &[u8]) -> Result<Vec<u8>, PathError> {
             i += 6;
             let ch = if (0xd800..0xdc00).contains(&first) {
                 // A high surrogate must be followed by `%uDC00`-`%uDFFF`.
-                if raw.get(i) != Some(&b'%') || !raw.get(i + 1).is_some_and(|c| *c == b'u' || *c == b'U') {
+                if raw.get(i) != Some(&b'%')
+                    || !raw.get(i + 1).is_some_and(|c| *c == b'u' || *c == b'U')
+                {
                     return Err(PathError::BadUtf8);
                 }
                 let second = unit(i + 2)?;
@@ -231,11 +233,7 @@ fn normalize(text: &str) -> Result<(String, bool), PathError> {
 /// ASP.NET cookieless session/auth segments: `(X(...))` with one capital letter.
 fn is_cookieless(seg: &str) -> bool {
     let b = seg.as_bytes();
-    b.len() >= 5
-        && b[0] == b'('
-        && b[1].is_ascii_uppercase()
-        && b[2] == b'('
-        && b.ends_with(b"))")
+    b.len() >= 5 && b[0] == b'(' && b[1].is_ascii_uppercase() && b[2] == b'(' && b.ends_with(b"))")
 }
 
 /// An 8.3 short name such as `AUTOMA~1` or `PROGRA~1.ASP`: `~` followed by a digit.

@@ -1,5 +1,6 @@
 //! The whole decision: canonicalise + classify + trusted-network trie + GeoIP + restrictions.
 //! `cargo bench -p rpaas-policy --bench decide`
+#![allow(clippy::expect_used)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use rpaas_geoip::writer::{build, RecordShape};
@@ -10,12 +11,15 @@ fn policy(trusted_nets: usize) -> InstancePolicy {
     let mut trusted = Vec::new();
     for i in 0..trusted_nets {
         let ip = std::net::Ipv4Addr::from(0x0b00_0000u32.wrapping_add((i as u32) << 8));
-        trusted.push(IpNet::V4(ipnet::Ipv4Net::new(ip, 24).unwrap()));
+        trusted.push(IpNet::V4(ipnet::Ipv4Net::new(ip, 24).expect("bench setup")));
     }
     InstancePolicy::new(PolicySpec {
         deployment: Deployment::Mixed,
         trusted,
-        countries: vec![CountryCode::parse("US").unwrap(), CountryCode::parse("CA").unwrap()],
+        countries: vec![
+            CountryCode::parse("US").expect("bench setup"),
+            CountryCode::parse("CA").expect("bench setup"),
+        ],
         ..Default::default()
     })
 }
@@ -25,12 +29,15 @@ fn geo() -> GeoDb {
     let mut entries: Vec<(String, &str)> = Vec::new();
     for a in 1..=200u32 {
         for b in 0..16u32 {
-            entries.push((format!("{a}.{}.0.0/12", b * 16), if (a + b) % 3 == 0 { "US" } else { "DE" }));
+            entries.push((
+                format!("{a}.{}.0.0/12", b * 16),
+                if (a + b) % 3 == 0 { "US" } else { "DE" },
+            ));
         }
     }
     entries.push(("8.8.8.0/24".into(), "US"));
     let refs: Vec<(&str, &str)> = entries.iter().map(|(n, c)| (n.as_str(), *c)).collect();
-    GeoDb::from_bytes(build(RecordShape::MaxMind, &refs).unwrap()).unwrap()
+    GeoDb::from_bytes(build(RecordShape::MaxMind, &refs).expect("bench setup")).expect("bench setup")
 }
 
 fn bench(c: &mut Criterion) {
@@ -42,7 +49,7 @@ fn bench(c: &mut Criterion) {
         ("content-type".into(), "application/octet-stream".into()),
     ];
     let agent = RequestView {
-        ip: "8.8.8.8".parse().unwrap(),
+        ip: "8.8.8.8".parse().expect("bench setup"),
         method: "POST",
         target: "/LabTech/Agent.aspx",
         headers: &headers,
@@ -51,7 +58,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(decide(black_box(&p), Some(&g), black_box(&agent))))
     });
     let tech = RequestView {
-        ip: "11.0.1.7".parse().unwrap(),
+        ip: "11.0.1.7".parse().expect("bench setup"),
         method: "GET",
         target: "/cwa/api/v1/computers?condition=ComputerName%20like%20%27%25srv%25%27&pageSize=50",
         headers: &headers,

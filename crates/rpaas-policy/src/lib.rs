@@ -57,7 +57,8 @@ impl Access {
 pub enum Deployment {
     /// Every class open (the default).
     AllTraffic,
-    /// Agents and deployment open; everything else denied.
+    /// Agents and deployment open; technician classes only from trusted networks; unknown
+    /// paths denied.
     AgentOnly,
     /// Agents and deployment open; everything else from trusted networks only.
     Mixed,
@@ -81,14 +82,19 @@ impl Deployment {
         }
     }
 
-    /// Access of `class` under this model. `other` (unknown paths) gets the strictest access
-    /// the model gives any technician class.
+    /// Access of `class` under this model.
+    ///
+    /// `agent-only` closes every technician class to the public, but the instance's trusted
+    /// networks (the MSP's own offices) keep reaching them: a deployment model never locks
+    /// the partner out of its own server. Unknown paths (`other`) are refused to everyone.
+    /// `mixed` is the same for technician classes and also lets trusted networks reach
+    /// unknown paths. A class override `access = "deny"` refuses everyone.
     pub fn access(self, class: TrafficClass) -> Access {
         match (self, class) {
             (Self::AllTraffic, _) => Access::Open,
             (_, TrafficClass::Agent | TrafficClass::Deployment) => Access::Open,
-            (Self::AgentOnly, _) => Access::Deny,
-            (Self::Mixed, _) => Access::Trusted,
+            (Self::AgentOnly, TrafficClass::Other) => Access::Deny,
+            (Self::AgentOnly | Self::Mixed, _) => Access::Trusted,
         }
     }
 }
@@ -450,7 +456,11 @@ pub fn decide(policy: &InstancePolicy, geo: Option<&GeoDb>, req: &RequestView<'_
         }
     }
     if policy.deny.contains(req.ip) {
-        return deny(d, Reason::DenyList, format!("deny list contains {}", req.ip));
+        return deny(
+            d,
+            Reason::DenyList,
+            format!("deny list contains {}", req.ip),
+        );
     }
     let cp = policy.class_policy(class);
     if let Some(methods) = &cp.methods {
@@ -488,8 +498,8 @@ pub fn decide(policy: &InstancePolicy, geo: Option<&GeoDb>, req: &RequestView<'_
                     .as_deref()
                     .and_then(|q| query_value(q, param))
                     .is_some_and(|v| ct_eq(&v, secret.as_bytes()));
-                let by_cookie = cookie_value(req.headers, cookie)
-                    .is_some_and(|v| ct_eq(v, secret.as_bytes()));
+                let by_cookie =
+                    cookie_value(req.headers, cookie).is_some_and(|v| ct_eq(v, secret.as_bytes()));
                 if !by_query && !by_cookie {
                     return deny(
                         d,
@@ -525,10 +535,24 @@ pub fn decide(policy: &InstancePolicy, geo: Option<&GeoDb>, req: &RequestView<'_
     }
     match cp.access {
         Access::Deny => {
-            return deny(d, Reason::Acl(class), format!("{class} is denied on this instance ({})", policy.deployment.as_str()));
+            return deny(
+                d,
+                Reason::Acl(class),
+                format!(
+                    "{class} is denied on this instance ({})",
+                    policy.deployment.as_str()
+                ),
+            );
         }
         Access::Trusted if !d.trusted => {
-            return deny(d, Reason::Acl(class), format!("{class} is for trusted networks only and {} is not in one", req.ip));
+            return deny(
+                d,
+                Reason::Acl(class),
+                format!(
+                    "{class} is for trusted networks only and {} is not in one",
+                    req.ip
+                ),
+            );
         }
         _ => {}
     }
@@ -538,19 +562,30 @@ pub fn decide(policy: &InstancePolicy, geo: Option<&GeoDb>, req: &RequestView<'_
     }
     let countries = cp.countries.as_ref().unwrap_or(&policy.countries);
     if countries.is_empty() {
-        d.rule = format!("{class} is {} and no country restriction applies", cp.access.as_str());
+        d.rule = format!(
+            "{class} is {} and no country restriction applies",
+            cp.access.as_str()
+        );
         return d;
     }
     d.country = geo.and_then(|g| g.country(req.ip));
     match d.country {
         None if policy.unknown_country == UnknownCountry::Deny => {
-            return deny(d, Reason::GeoUnknown, format!("no country known for {} (unknown_country = deny)", req.ip));
+            return deny(
+                d,
+                Reason::GeoUnknown,
+                format!("no country known for {} (unknown_country = deny)", req.ip),
+            );
         }
         None => {
             d.rule = format!("{class} open; unknown country allowed");
         }
         Some(cc) if !countries.contains(&cc) => {
-            return deny(d, Reason::Geo(cc), format!("{cc} is not among the countries allowed for {class}"));
+            return deny(
+                d,
+                Reason::Geo(cc),
+                format!("{cc} is not among the countries allowed for {class}"),
+            );
         }
         Some(cc) => {
             d.rule = format!("{class} open to {cc}");

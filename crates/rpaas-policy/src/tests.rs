@@ -5,7 +5,12 @@ fn geo() -> GeoDb {
     GeoDb::from_bytes(
         build(
             RecordShape::IpLocationDb,
-            &[("8.8.8.0/24", "US"), ("1.1.1.0/24", "CN"), ("203.0.113.0/24", "CN"), ("2001:db8::/32", "US")],
+            &[
+                ("8.8.8.0/24", "US"),
+                ("1.1.1.0/24", "CN"),
+                ("203.0.113.0/24", "CN"),
+                ("2001:db8::/32", "US"),
+            ],
         )
         .unwrap(),
     )
@@ -22,8 +27,16 @@ fn net(s: &str) -> IpNet {
 
 const CLASSES: [(TrafficClass, &str, &str); 7] = [
     (TrafficClass::Agent, "GET", "/LabTech/Agent.aspx"),
-    (TrafficClass::Deployment, "GET", "/LabTech/Deployment.aspx?InstallerToken=abc"),
-    (TrafficClass::ControlCenter, "POST", "/LabTech/ControlCenter.asmx"),
+    (
+        TrafficClass::Deployment,
+        "GET",
+        "/LabTech/Deployment.aspx?InstallerToken=abc",
+    ),
+    (
+        TrafficClass::ControlCenter,
+        "POST",
+        "/LabTech/ControlCenter.asmx",
+    ),
     (TrafficClass::WebControlCenter, "GET", "/automate/"),
     (TrafficClass::Api, "GET", "/cwa/api/v1/computers"),
     (TrafficClass::Portal, "GET", "/WCC2/"),
@@ -72,8 +85,17 @@ fn expected(access: Access, trusted: bool, country: &str, allowed: &[&str]) -> O
 #[test]
 fn decision_matrix() {
     let g = geo();
-    let models = [Deployment::AllTraffic, Deployment::AgentOnly, Deployment::Mixed];
-    let overrides: [Option<Access>; 4] = [None, Some(Access::Open), Some(Access::Trusted), Some(Access::Deny)];
+    let models = [
+        Deployment::AllTraffic,
+        Deployment::AgentOnly,
+        Deployment::Mixed,
+    ];
+    let overrides: [Option<Access>; 4] = [
+        None,
+        Some(Access::Open),
+        Some(Access::Trusted),
+        Some(Access::Deny),
+    ];
     let mut checked = 0;
     for model in models {
         for (oclass, _, _) in CLASSES {
@@ -95,13 +117,21 @@ fn decision_matrix() {
                 }
                 let p = InstancePolicy::new(spec);
                 for (class, method, target) in CLASSES {
-                    let access = if class == oclass { ov.unwrap_or(model.access(class)) } else { model.access(class) };
+                    let access = if class == oclass {
+                        ov.unwrap_or(model.access(class))
+                    } else {
+                        model.access(class)
+                    };
                     for (ip, trusted, country) in CLIENTS {
                         let d = decide_simple(&p, &g, ip, method, target);
                         assert_eq!(d.class, Some(class), "{target}");
                         assert_eq!(d.trusted, trusted);
                         let want = expected(access, trusted, country, &["US"]).map(|w| {
-                            if w == "acl" { format!("acl:{class}") } else { w }
+                            if w == "acl" {
+                                format!("acl:{class}")
+                            } else {
+                                w
+                            }
                         });
                         let got = match &d.verdict {
                             Verdict::Allow => None,
@@ -132,10 +162,12 @@ fn models_give_the_documented_defaults() {
         assert_eq!(Model::AgentOnly.access(c), Access::Open);
         assert_eq!(Model::Mixed.access(c), Access::Open);
     }
-    for c in [ControlCenter, WebControlCenter, Api, Portal, Other] {
-        assert_eq!(Model::AgentOnly.access(c), Access::Deny);
+    for c in [ControlCenter, WebControlCenter, Api, Portal] {
+        assert_eq!(Model::AgentOnly.access(c), Access::Trusted);
         assert_eq!(Model::Mixed.access(c), Access::Trusted);
     }
+    assert_eq!(Model::AgentOnly.access(Other), Access::Deny);
+    assert_eq!(Model::Mixed.access(Other), Access::Trusted);
 }
 
 #[test]
@@ -158,7 +190,12 @@ fn no_countries_means_no_geoip_and_unknown_can_be_allowed() {
     let d = decide(
         &p,
         None,
-        &RequestView { ip: "8.8.8.8".parse().unwrap(), method: "GET", target: "/", headers: &Vec::<(String, String)>::new() },
+        &RequestView {
+            ip: "8.8.8.8".parse().unwrap(),
+            method: "GET",
+            target: "/",
+            headers: &Vec::<(String, String)>::new(),
+        },
     );
     assert!(d.is_allow());
 }
@@ -205,7 +242,11 @@ fn deny_list_methods_and_invalid_paths() {
         decide_simple(&p, &g, "8.8.8.8", "POST", "/LabTech/Deployment.aspx").verdict,
         Verdict::Deny(Reason::Method("POST".into()))
     );
-    for t in ["/LabTech%2FAgent.aspx", "/../automate", "/LabTech/Agent.aspx%00"] {
+    for t in [
+        "/LabTech%2FAgent.aspx",
+        "/../automate",
+        "/LabTech/Agent.aspx%00",
+    ] {
         let d = decide_simple(&p, &g, "8.8.8.8", "GET", t);
         assert_eq!(d.verdict, Verdict::Deny(Reason::PathInvalid), "{t}");
         assert_eq!(Reason::PathInvalid.status(), 400);
@@ -249,7 +290,9 @@ fn encoding_tricks_cannot_reach_a_denied_class() {
 }
 
 fn headers(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
@@ -261,7 +304,10 @@ fn restrictions() {
             Restriction {
                 name: "splash".into(),
                 kind: RestrictionKind::Block {
-                    paths: vec![PathPattern::parse("/wcc2").unwrap(), PathPattern::parse("/wcc2/").unwrap()],
+                    paths: vec![
+                        PathPattern::parse("/wcc2").unwrap(),
+                        PathPattern::parse("/wcc2/").unwrap(),
+                    ],
                 },
             },
             Restriction {
@@ -289,26 +335,46 @@ fn restrictions() {
         decide(
             &p,
             Some(&g),
-            &RequestView { ip: "8.8.8.8".parse().unwrap(), method: "GET", target, headers: &hs },
+            &RequestView {
+                ip: "8.8.8.8".parse().unwrap(),
+                method: "GET",
+                target,
+                headers: &hs,
+            },
         )
     };
-    assert_eq!(run("/WCC2/", &[]).verdict, Verdict::Deny(Reason::Restrict("splash".into())));
-    assert_eq!(run("/wcc2", &[]).verdict, Verdict::Deny(Reason::Restrict("splash".into())));
+    assert_eq!(
+        run("/WCC2/", &[]).verdict,
+        Verdict::Deny(Reason::Restrict("splash".into()))
+    );
+    assert_eq!(
+        run("/wcc2", &[]).verdict,
+        Verdict::Deny(Reason::Restrict("splash".into()))
+    );
     let target = "/LabTech/Transfer/secret/x.zip";
-    assert_eq!(run(target, &[]).verdict, Verdict::Deny(Reason::Restrict("login".into())));
+    assert_eq!(
+        run(target, &[]).verdict,
+        Verdict::Deny(Reason::Restrict("login".into()))
+    );
     assert_eq!(
         run(&format!("{target}?authtoken=wrong"), &[]).verdict,
         Verdict::Deny(Reason::Restrict("login".into()))
     );
     let ok = run(&format!("{target}?authtoken=s3cr+et"), &[]);
     assert!(ok.is_allow(), "{ok:?}");
-    assert_eq!(ok.set_cookie, Some(("rpaas_login".into(), "s3cr et".into())));
+    assert_eq!(
+        ok.set_cookie,
+        Some(("rpaas_login".into(), "s3cr et".into()))
+    );
     assert!(run(&format!("{target}?AuthToken=s3cr%20et"), &[]).is_allow());
     let by_cookie = run(target, &[("Cookie", "a=b; rpaas_login=s3cr et")]);
     assert!(by_cookie.is_allow());
     assert_eq!(by_cookie.set_cookie, None);
     // The API is trusted-only under `mixed`; the integration header admits it.
-    assert_eq!(run("/cwa/api/v1/computers", &[]).verdict, Verdict::Deny(Reason::Acl(TrafficClass::Api)));
+    assert_eq!(
+        run("/cwa/api/v1/computers", &[]).verdict,
+        Verdict::Deny(Reason::Acl(TrafficClass::Api))
+    );
     assert!(run("/cwa/api/v1/computers", &[("X-Integration-Key", "k3y")]).is_allow());
     assert!(!run("/cwa/api/v1/computers", &[("X-Integration-Key", "k3y ")]).is_allow());
     // ...but not into a class it was not configured for.

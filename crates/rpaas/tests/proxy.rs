@@ -253,7 +253,8 @@ read_timeout = "1s"
         "{metrics}"
     );
     assert!(
-        metrics.contains("rpaas_requests_total{class=\"other\",instance=\"slow\",status=\"504\"} 1"),
+        metrics
+            .contains("rpaas_requests_total{class=\"other\",instance=\"slow\",status=\"504\"} 1"),
         "{metrics}"
     );
 }

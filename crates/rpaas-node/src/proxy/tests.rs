@@ -89,7 +89,13 @@ fn host_parsing() {
     r.insert_header("host", "a b").expect("hdr");
     assert_eq!(request_host(&r), None);
     r.insert_header("host", "[::1]:443").expect("hdr");
-    assert_eq!(request_authority(&r), Some(("[::1]".to_string(), Some(443))));
+    assert_eq!(
+        request_authority(&r),
+        Some(("[::1]".to_string(), Some(443)))
+    );
     r.insert_header("host", "a.example.net:8443").expect("hdr");
-    assert_eq!(request_authority(&r), Some(("a.example.net".to_string(), Some(8443))));
+    assert_eq!(
+        request_authority(&r),
+        Some(("a.example.net".to_string(), Some(8443)))
+    );
 }
