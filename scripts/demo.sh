@@ -8,6 +8,13 @@ ROOT="$(pwd)"
 scripts/deps.sh
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 
+if ! command -v npm >/dev/null 2>&1; then
+  echo "installing npm (for the GeoIP database)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null
+fi
+scripts/fetch-geoip.sh
+
 echo "== building (release)"
 cargo build --release -q -p rpaas -p test-support
 BIN="$ROOT/target/release"
@@ -51,7 +58,15 @@ run "$C -D - https://$HOST:8443/LabTech/Agent.aspx; echo"
 run "$C -D - -o /dev/null https://$HOST:8443/aspnet_client"
 run "$C -D - -X OPTIONS https://$HOST:8443/automate/"
 run "$C --http2 -sI https://$HOST:8443/cwa/api/v1/computers"
+run "$C -s -o /dev/null -w '%{http_code}\\n' https://$HOST:8443/WCC2/"
 run "curl -sS http://127.0.0.1:9901/healthz; echo"
+echo
+echo "== the access policy, asked without sending traffic (8.8.8.8 is in the US, 1.1.1.1 in AU):"
+run "$BIN/rpaas geoip --config examples/demo.toml 8.8.8.8 1.1.1.1 127.0.0.1"
+run "$BIN/rpaas explain --config examples/demo.toml --host $HOST --ip 8.8.8.8 --method POST /LabTech/Agent.aspx"
+run "$BIN/rpaas explain --config examples/demo.toml --host $HOST --ip 8.8.8.8 /automate/"
+run "$BIN/rpaas explain --config examples/demo.toml --host $HOST --ip 1.1.1.1 /LabTech/Agent.aspx"
+run "$BIN/rpaas explain --config examples/demo.toml --host $HOST --ip 8.8.8.8 '/LabTech/Updates/..%2F..%2Fautomate/'"
 echo
 echo "== a TLS 1.0 client: refused on 8443, accepted on the legacy listener 8444"
 run "echo | openssl s_client -tls1 -cipher DEFAULT@SECLEVEL=0 -servername $HOST -connect 127.0.0.1:8443 2>&1 | grep -E 'alert|Protocol  :'"
