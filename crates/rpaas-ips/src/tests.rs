@@ -1,0 +1,117 @@
+use super::*;
+
+fn rs() -> RuleSet {
+    RuleSet::builtin().unwrap_or_else(|e| panic!("builtin rules: {e:?}"))
+}
+
+fn req(method: &str, target: &str, class: TrafficClass) -> RequestData {
+    let canon = rpaas_path::canonicalize(target).expect("canonical");
+    RequestData::new(method, &canon.path, target, [("user-agent", "Mozilla/5.0")], class)
+}
+
+#[test]
+fn builtin_ruleset_compiles() {
+    let r = rs();
+    assert!(r.len() >= 50, "{}", r.len());
+}
+
+#[test]
+fn cve_signature_blocks_on_its_own() {
+    let r = rs();
+    let o = inspect(&r, &Settings::default(), &req("POST", "/SetupWizard.aspx/x", TrafficClass::Other), Scope::Head);
+    assert_eq!(o.verdict, Verdict::Block);
+    assert_eq!(o.rule, Some(100001));
+}
+
+#[test]
+fn detect_mode_records_but_passes() {
+    let r = rs();
+    let s = Settings {
+        mode: Mode::Detect,
+        ..Default::default()
+    };
+    let o = inspect(&r, &s, &req("GET", "/automate/?q=1'%20or%20'1'='1", TrafficClass::WebControlCenter), Scope::Head);
+    assert_eq!(o.verdict, Verdict::Detected);
+    assert!(o.ids().contains(&942110), "{:?}", o.ids());
+    let off = Settings {
+        mode: Mode::Off,
+        ..Default::default()
+    };
+    assert_eq!(inspect(&r, &off, &req("GET", "/SetupWizard.aspx/x", TrafficClass::Other), Scope::Head).verdict, Verdict::Pass);
+}
+
+#[test]
+fn disable_and_scoped_exclusions() {
+    let r = rs();
+    let attack = req("GET", "/cwa/api/v1/computers?condition=x'%20or%201=1--", TrafficClass::Api);
+    let base = inspect(&r, &Settings::default(), &attack, Scope::Head);
+    assert_eq!(base.verdict, Verdict::Block);
+    let ids = base.ids();
+    // Disabling every matched rule lets it through.
+    let s = Settings {
+        disabled: ids.iter().copied().collect(),
+        ..Default::default()
+    };
+    assert_eq!(inspect(&r, &s, &attack, Scope::Head).verdict, Verdict::Pass);
+    // An exclusion scoped to the argument `condition` on the API: the same payload in another
+    // argument, or another class, is still blocked.
+    let s = Settings {
+        exclusions: vec![Exclusion {
+            rules: ids.clone(),
+            classes: Some(vec![TrafficClass::Api]),
+            paths: Some(vec![PathPattern::parse("/cwa/api/v1/computers").unwrap()]),
+            args: Some(vec!["condition".into()]),
+        }],
+        ..Default::default()
+    };
+    assert_eq!(inspect(&r, &s, &attack, Scope::Head).verdict, Verdict::Pass);
+    let other_arg = req("GET", "/cwa/api/v1/computers?orderby=x'%20or%201=1--", TrafficClass::Api);
+    assert_eq!(inspect(&r, &s, &other_arg, Scope::Head).verdict, Verdict::Block);
+    let other_path = req("GET", "/cwa/api/v1/clients?condition=x'%20or%201=1--", TrafficClass::Api);
+    assert_eq!(inspect(&r, &s, &other_path, Scope::Head).verdict, Verdict::Block);
+}
+
+#[test]
+fn threshold_adds_up_weaker_matches() {
+    let rules = parse_rules(
+        "t.toml",
+        "[[rule]]\nid = 1\nmsg = \"a\"\nseverity = \"warning\"\ntargets = [\"args\"]\npattern = \"aaa\"\n[[rule]]\nid = 2\nmsg = \"b\"\nseverity = \"warning\"\ntargets = [\"args\"]\npattern = \"bbb\"\n",
+    )
+    .unwrap();
+    let r = RuleSet::compile(rules).unwrap();
+    let s = Settings::default();
+    let one = inspect(&r, &s, &req("GET", "/x?a=aaa", TrafficClass::Other), Scope::Head);
+    assert_eq!((one.score, one.verdict), (3, Verdict::Pass));
+    let two = inspect(&r, &s, &req("GET", "/x?a=aaa&b=bbb", TrafficClass::Other), Scope::Head);
+    assert_eq!((two.score, two.verdict), (6, Verdict::Block));
+    let high = Settings {
+        threshold: 10,
+        ..Default::default()
+    };
+    assert_eq!(inspect(&r, &high, &req("GET", "/x?a=aaa&b=bbb", TrafficClass::Other), Scope::Head).verdict, Verdict::Pass);
+}
+
+#[test]
+fn body_scope_and_merge() {
+    let r = rs();
+    let mut d = req("POST", "/LabTech/ControlCenter.asmx", TrafficClass::ControlCenter);
+    d.set_body("text/xml", br#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///c:/windows/win.ini">]><r>&x;</r>"#);
+    let head = inspect(&r, &Settings::default(), &d, Scope::Head);
+    assert_eq!(head.verdict, Verdict::Pass);
+    let body = inspect(&r, &Settings::default(), &d, Scope::Body);
+    assert_eq!(body.verdict, Verdict::Block);
+    let mut all = head;
+    all.merge(body, &Settings::default());
+    assert_eq!(all.verdict, Verdict::Block);
+    assert!(all.ids().contains(&100006));
+}
+
+#[test]
+fn response_leakage() {
+    let r = rs();
+    let ysod = "<html><head><title>Runtime Error</title></head><body><h1>Server Error in '/LabTech' Application.</h1></body></html>";
+    let o = inspect_response(&r, &Settings::default(), TrafficClass::Other, "GET", "/x", &[], ysod);
+    assert_eq!(o.verdict, Verdict::Block);
+    let ok = inspect_response(&r, &Settings::default(), TrafficClass::Other, "GET", "/x", &[], "<html>Not found</html>");
+    assert_eq!(ok.verdict, Verdict::Pass);
+}
