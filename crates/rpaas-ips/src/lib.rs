@@ -15,7 +15,9 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use aho_corasick::AhoCorasick;
-use regex::{RegexSet, RegexSetBuilder};
+use regex_automata::meta::Regex as MetaRegex;
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind, PatternSet};
 pub use rpaas_policy::{PathPattern, TrafficClass};
 
 pub use input::RequestData;
@@ -29,9 +31,15 @@ pub const BUILTIN_RULES: &str = include_str!("../rules/builtin.toml");
 struct Group {
     transforms: Vec<Transform>,
     /// Negated regexes, checked one by one (a set cannot say what did not match).
-    negated: Vec<(usize, regex::Regex)>,
+    negated: Vec<(usize, regex::bytes::Regex)>,
+    /// Regexes that match the newline joining values for the prefilter (e.g. CR/LF rules):
+    /// checked one by one so the prefilter stays meaningful.
+    always: Vec<(usize, regex::bytes::Regex)>,
     targets: Vec<Target>,
-    set: Option<RegexSet>,
+    set: Option<MetaRegex>,
+    /// The same patterns in multi-line mode, run once over all of a target's values joined
+    /// by newlines: most requests match nothing, and one scan says so.
+    prefilter: Option<MetaRegex>,
     set_rules: Vec<usize>,
     ac: Option<AhoCorasick>,
     ac_rules: Vec<usize>,
@@ -84,8 +92,10 @@ impl RuleSet {
                     groups.push(Group {
                         transforms: r.transforms.clone(),
                         negated: Vec::new(),
+                        always: Vec::new(),
                         targets: Vec::new(),
                         set: None,
+                        prefilter: None,
                         set_rules: Vec::new(),
                         ac: None,
                         ac_rules: Vec::new(),
@@ -102,7 +112,8 @@ impl RuleSet {
             }
             match &r.op {
                 Op::Regex(p) if r.negate => {
-                    let re = regex::RegexBuilder::new(p)
+                    let re = regex::bytes::RegexBuilder::new(p)
+                        .unicode(false)
                         .size_limit(1 << 22)
                         .build()
                         .map_err(|e| RuleError {
@@ -112,7 +123,22 @@ impl RuleSet {
                         })?;
                     g.negated.push((i, re));
                 }
-                Op::Regex(_) => g.set_rules.push(i),
+                Op::Regex(p) => {
+                    let re = regex::bytes::RegexBuilder::new(p)
+                        .unicode(false)
+                        .size_limit(1 << 22)
+                        .build()
+                        .map_err(|e| RuleError {
+                            file: "-".into(),
+                            rule: Some(r.id),
+                            reason: format!("bad regex: {e}"),
+                        })?;
+                    if re.is_match(b"\n") {
+                        g.always.push((i, re));
+                    } else {
+                        g.set_rules.push(i);
+                    }
+                }
                 Op::Contains(list) => {
                     for _ in list {
                         g.ac_rules.push(i);
@@ -131,17 +157,10 @@ impl RuleSet {
                         _ => "",
                     })
                     .collect();
-                g.set = Some(
-                    RegexSetBuilder::new(pats)
-                        .size_limit(1 << 26)
-                        .dfa_size_limit(1 << 24)
-                        .build()
-                        .map_err(|e| RuleError {
-                            file: "-".into(),
-                            rule: None,
-                            reason: format!("rule set too large to compile: {e}"),
-                        })?,
-                );
+                // ASCII classes and boundaries keep the lazy DFA small and on its fast path;
+                // values are matched as bytes.
+                g.prefilter = Some(build_set(&pats, true)?);
+                g.set = Some(build_set(&pats, false)?);
             }
             if !g.ac_rules.is_empty() {
                 let mut pats: Vec<&str> = Vec::new();
@@ -185,6 +204,27 @@ impl RuleSet {
     pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
         self.rules.iter().map(|r| r.id)
     }
+}
+
+/// One automaton for many patterns. Literal prefilters are off: with dozens of patterns the
+/// extracted literals are short and common, and the prefilter would fire at nearly every
+/// position; the lazy DFA alone scans each byte once.
+fn build_set(pats: &[&str], multi_line: bool) -> Result<MetaRegex, RuleError> {
+    MetaRegex::builder()
+        .syntax(syntax::Config::new().unicode(false).utf8(false).multi_line(multi_line))
+        .configure(
+            MetaRegex::config()
+                .match_kind(MatchKind::All)
+                .auto_prefilter(false)
+                .nfa_size_limit(Some(1 << 26))
+                .hybrid_cache_capacity(1 << 23),
+        )
+        .build_many(pats)
+        .map_err(|e| RuleError {
+            file: "-".into(),
+            rule: None,
+            reason: format!("rule set cannot be compiled: {e}"),
+        })
 }
 
 /// What the IPS does on an instance.
@@ -371,37 +411,128 @@ fn simple_match(op: &Op, v: &str) -> bool {
     }
 }
 
+/// Scans a request's values. Per group (transform chain) and target, the values are
+/// transformed (with a per-value prefix cache: `url_decode` is computed once and `lowercase`
+/// built on it, ...), joined by newlines and run once through the group's prefilter; only when
+/// that finds something are the values matched one by one to know which rule and argument.
 fn scan<'a>(rs: &RuleSet, groups: &'a [Group], get: impl Fn(&Target) -> Vec<(Option<&'a str>, &'a str)>, hits: &mut Vec<Hit<'a>>) {
+    struct Slot<'a> {
+        target: &'a Target,
+        values: Vec<(Option<&'a str>, &'a str)>,
+        cache: Vec<Vec<(&'a [Transform], Cow<'a, str>)>>,
+    }
+    let mut slots: Vec<Slot<'a>> = Vec::new();
+    let mut joined = String::new();
     for g in groups {
+        let chain: &'a [Transform] = &g.transforms;
         for t in &g.targets {
-            for (name, raw) in get(t) {
-                let mut v: Cow<'_, str> = Cow::Borrowed(raw);
-                for tr in &g.transforms {
+            let si = match slots.iter().position(|s| s.target == t) {
+                Some(i) => i,
+                None => {
+                    let values = get(t);
+                    let n = values.len();
+                    slots.push(Slot { target: t, values, cache: (0..n).map(|_| Vec::new()).collect() });
+                    slots.len() - 1
+                }
+            };
+            let slot = &mut slots[si];
+            if slot.values.is_empty() {
+                continue;
+            }
+            // Transform every value (reusing the longest cached prefix of this chain).
+            let mut idx = Vec::with_capacity(slot.values.len());
+            for (vi, (_, raw)) in slot.values.iter().enumerate() {
+                let cache = &mut slot.cache[vi];
+                if let Some(i) = cache.iter().position(|(c, _)| *c == chain) {
+                    idx.push(i);
+                    continue;
+                }
+                let mut best: Option<usize> = None;
+                for (i, (c, _)) in cache.iter().enumerate() {
+                    if chain.starts_with(c) && best.is_none_or(|b| cache[b].0.len() < c.len()) {
+                        best = Some(i);
+                    }
+                }
+                let (start, mut v): (usize, Cow<'a, str>) = match best {
+                    Some(i) => (cache[i].0.len(), cache[i].1.clone()),
+                    None => (0, Cow::Borrowed(*raw)),
+                };
+                for tr in &chain[start..] {
                     v = tr.apply(v);
                 }
+                cache.push((chain, v));
+                idx.push(cache.len() - 1);
+            }
+            let value = |vi: usize| -> &str { &slot.cache[vi][idx[vi]].1 };
+            // Cheap per-value checks first.
+            if !g.simple.is_empty() || !g.negated.is_empty() || !g.always.is_empty() {
+                for vi in 0..slot.values.len() {
+                    let v = value(vi);
+                    let name = slot.values[vi].0;
+                    let mut hit = |rule: usize| {
+                        if rs.rules[rule].targets.contains(t) && !hits.iter().any(|h| h.rule == rule) {
+                            hits.push(Hit { rule, target: t, name });
+                        }
+                    };
+                    for i in &g.simple {
+                        if simple_match(&rs.rules[*i].op, v) != rs.rules[*i].negate {
+                            hit(*i);
+                        }
+                    }
+                    for (i, re) in &g.negated {
+                        if !re.is_match(v.as_bytes()) {
+                            hit(*i);
+                        }
+                    }
+                    for (i, re) in &g.always {
+                        if re.is_match(v.as_bytes()) {
+                            hit(*i);
+                        }
+                    }
+                }
+            }
+            if g.set.is_none() && g.ac.is_none() {
+                continue;
+            }
+            let candidates = if slot.values.len() == 1 {
+                true
+            } else {
+                joined.clear();
+                for vi in 0..slot.values.len() {
+                    if vi > 0 {
+                        joined.push('\n');
+                    }
+                    joined.push_str(value(vi));
+                }
+                g.prefilter.as_ref().is_some_and(|p| p.is_match(joined.as_bytes()))
+                    || g.ac.as_ref().is_some_and(|ac| ac.is_match(joined.as_str()))
+            };
+            if !candidates {
+                continue;
+            }
+            for vi in 0..slot.values.len() {
+                let v = value(vi);
+                let name = slot.values[vi].0;
                 let mut hit = |rule: usize| {
                     if rs.rules[rule].targets.contains(t) && !hits.iter().any(|h| h.rule == rule) {
                         hits.push(Hit { rule, target: t, name });
                     }
                 };
                 if let Some(set) = &g.set {
-                    for i in set.matches(&v).iter() {
-                        hit(g.set_rules[i]);
+                    let input = Input::new(v.as_bytes());
+                    if set.is_match(input.clone()) {
+                        let mut found = PatternSet::new(set.pattern_len());
+                        set.which_overlapping_matches(&input, &mut found);
+                        for i in found.iter() {
+                            hit(g.set_rules[i.as_usize()]);
+                        }
                     }
                 }
                 if let Some(ac) = &g.ac {
-                    for m in ac.find_overlapping_iter(v.as_ref()) {
-                        hit(g.ac_rules[m.pattern().as_usize()]);
-                    }
-                }
-                for i in &g.simple {
-                    if simple_match(&rs.rules[*i].op, &v) != rs.rules[*i].negate {
-                        hit(*i);
-                    }
-                }
-                for (i, re) in &g.negated {
-                    if !re.is_match(&v) {
-                        hit(*i);
+                    if ac.is_match(v) {
+                        for m in ac.find_overlapping_iter(v) {
+                            hit(g.ac_rules[m.pattern().as_usize()]);
+                        }
                     }
                 }
             }

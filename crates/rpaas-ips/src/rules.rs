@@ -280,7 +280,8 @@ fn build_rule(id: u32, r: FileRule) -> Result<Rule, String> {
     let op = match r.op.as_deref().unwrap_or("regex") {
         "regex" => {
             let p = need_pattern()?;
-            regex::RegexBuilder::new(&p)
+            regex::bytes::RegexBuilder::new(&p)
+                .unicode(false)
                 .size_limit(1 << 22)
                 .build()
                 .map_err(|e| format!("bad regex: {e}"))?;
