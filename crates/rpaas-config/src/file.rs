@@ -38,6 +38,37 @@ pub(crate) struct FileNode {
     pub deny: Vec<String>,
     #[serde(default)]
     pub networks: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub ips: FileNodeIps,
+    #[serde(default)]
+    pub limits: FileLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileNodeIps {
+    /// Extra rule files.
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Use the shipped ruleset (default true).
+    pub builtin: Option<bool>,
+    /// Bytes of a request body inspected (default 65536).
+    pub body_limit: Option<i64>,
+    /// Bytes of an error response inspected for leakage (default 65536).
+    pub response_limit: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileLimits {
+    pub login: Option<String>,
+    #[serde(default)]
+    pub classes: BTreeMap<String, String>,
+    pub ban_after: Option<i64>,
+    pub ban_window: Option<FileDuration>,
+    pub ban_time: Option<FileDuration>,
+    pub ban_action: Option<String>,
+    pub max_tracked: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +126,29 @@ pub(crate) struct FileInstance {
     pub class: BTreeMap<String, FileClass>,
     #[serde(default)]
     pub restrict: Vec<FileRestrict>,
+    #[serde(default)]
+    pub ips: FileInstanceIps,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileInstanceIps {
+    pub mode: Option<String>,
+    pub threshold: Option<i64>,
+    #[serde(default)]
+    pub disable: Vec<i64>,
+    #[serde(default)]
+    pub exclude: Vec<FileExclusion>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileExclusion {
+    #[serde(default)]
+    pub rules: Vec<i64>,
+    pub classes: Option<Vec<String>>,
+    pub paths: Option<Vec<String>>,
+    pub args: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod file;
+mod ips;
 mod policy;
 mod validate;
 
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use ipnet::IpNet;
+pub use ips::{BanAction, Limits, NodeIps};
 pub use rpaas_geoip::CountryCode;
 pub use rpaas_policy::{InstancePolicy, UnknownCountry};
 pub use validate::{load, parse_cidr};
@@ -76,7 +78,7 @@ pub struct Config {
 }
 
 /// `[node]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Node {
     /// Where `/healthz` and `/metrics` are served; `None` disables the admin endpoint.
     pub admin: Option<SocketAddr>,
@@ -104,6 +106,10 @@ pub struct Node {
     pub deny: Vec<IpNet>,
     /// Named network lists instances refer to in `trusted`/`deny`.
     pub networks: BTreeMap<String, Vec<IpNet>>,
+    /// `[node.ips]`: the rules in force and inspection limits.
+    pub ips: NodeIps,
+    /// `[node.limits]`: rate limits and bans.
+    pub limits: Limits,
 }
 
 /// Where JSON log lines go.
@@ -202,6 +208,8 @@ pub struct Timeouts {
 pub struct Instance {
     /// The compiled access policy (deployment model, classes, networks, countries, restrictions).
     pub policy: InstancePolicy,
+    /// `[instance.ips]`: mode, threshold, disabled rules, exclusions.
+    pub ips: rpaas_ips::Settings,
     pub id: String,
     /// Lowercase FQDNs; each belongs to exactly one instance.
     pub hostnames: Vec<String>,

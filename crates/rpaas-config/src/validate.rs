@@ -27,6 +27,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     };
     let mut node = v.node(path, &file.node);
     v.node_policy(path, &file.node, &mut node);
+    node.ips = v.node_ips(path, &file.node.ips);
+    node.limits = v.limits(path, &file.node.limits);
+    let rule_ids: std::collections::HashSet<u32> = node.ips.rules.iter().map(|r| r.id).collect();
     let listeners: Vec<Listener> = file
         .listener
         .iter()
@@ -71,7 +74,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let mut hosts: HashMap<String, String> = HashMap::new();
     for (file, list) in &instance_files {
         for (i, fi) in list.iter().enumerate() {
-            let Some(inst) = v.instance(file, i, fi, &node) else {
+            let Some(inst) = v.instance(file, i, fi, &node, &rule_ids) else {
                 continue;
             };
             let key = format!("instance[{i}]");
@@ -168,7 +171,7 @@ impl Validator {
         }
     }
 
-    fn duration(
+    pub(crate) fn duration(
         &mut self,
         file: &Path,
         key: &str,
@@ -319,6 +322,20 @@ impl Validator {
             unknown_country: rpaas_policy::UnknownCountry::Deny,
             deny: Vec::new(),
             networks: Default::default(),
+            ips: crate::ips::NodeIps {
+                rules: Vec::new(),
+                rule_files: Vec::new(),
+                builtin: true,
+                body_limit: 65536,
+                response_limit: 65536,
+            },
+            limits: crate::ips::Limits {
+                login: None,
+                classes: Vec::new(),
+                ban: None,
+                ban_action: crate::ips::BanAction::Forbidden,
+                max_tracked: 100_000,
+            },
         }
     }
 
@@ -412,6 +429,7 @@ impl Validator {
         i: usize,
         f: &FileInstance,
         node: &Node,
+        rule_ids: &std::collections::HashSet<u32>,
     ) -> Option<Instance> {
         let key = format!("instance[{i}]");
         let before = self.errors.len();
@@ -563,11 +581,13 @@ impl Validator {
             Some(v) => Some(Some(v.to_string())),
         };
         let policy = self.instance_policy(file, &key, f, node);
+        let ips = self.instance_ips(file, &key, &f.ips, rule_ids);
         if self.errors.len() > before {
             return None;
         }
         Some(Instance {
             policy,
+            ips,
             id,
             hostnames,
             cert,

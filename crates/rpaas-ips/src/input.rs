@@ -100,7 +100,9 @@ impl RequestData {
             {
                 // Use the boundary as sent (case matters), found again in the original header.
                 let start = content_type.to_ascii_lowercase().find(b).unwrap_or(0);
-                let boundary = content_type[start..start + b.len()].trim_matches('"').to_string();
+                let boundary = content_type[start..start + b.len()]
+                    .trim_matches('"')
+                    .to_string();
                 multipart(&text, &boundary, &mut self.body_args);
             }
         }
@@ -108,14 +110,23 @@ impl RequestData {
     }
 }
 
-fn flatten_json(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>, depth: usize) {
+fn flatten_json(
+    prefix: &str,
+    v: &serde_json::Value,
+    out: &mut Vec<(String, String)>,
+    depth: usize,
+) {
     if depth > 32 || out.len() > 1000 {
         return;
     }
     match v {
         serde_json::Value::Object(m) => {
             for (k, v) in m {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 out.push((format!("{key}#name"), k.clone()));
                 flatten_json(&key, v, out, depth + 1);
             }
@@ -171,22 +182,42 @@ mod tests {
             [("Cookie", "s=1; t=two"), ("User-Agent", "x")],
             TrafficClass::Api,
         );
-        assert_eq!(r.query_args, vec![("a".into(), "1".into()), ("b".into(), "%27x".into()), ("flag".into(), "".into())]);
-        assert_eq!(r.cookies, vec![("s".into(), "1".into()), ("t".into(), "two".into())]);
+        assert_eq!(
+            r.query_args,
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "%27x".into()),
+                ("flag".into(), "".into())
+            ]
+        );
+        assert_eq!(
+            r.cookies,
+            vec![("s".into(), "1".into()), ("t".into(), "two".into())]
+        );
         assert_eq!(r.header("user-agent"), Some("x"));
-        r.set_body("application/json", br#"{"condition":"name like 'x'","ids":[1,2],"n":{"k":"v"}}"#);
-        assert!(r.body_args.contains(&("condition".into(), "name like 'x'".into())));
+        r.set_body(
+            "application/json",
+            br#"{"condition":"name like 'x'","ids":[1,2],"n":{"k":"v"}}"#,
+        );
+        assert!(r
+            .body_args
+            .contains(&("condition".into(), "name like 'x'".into())));
         assert!(r.body_args.contains(&("n.k".into(), "v".into())));
         assert!(r.body_args.contains(&("ids".into(), "2".into())));
         let mut f = RequestData::new("POST", "/x", "/x", [], TrafficClass::Other);
-        f.set_body("application/x-www-form-urlencoded; charset=utf-8", b"user=a&pass=b%27");
+        f.set_body(
+            "application/x-www-form-urlencoded; charset=utf-8",
+            b"user=a&pass=b%27",
+        );
         assert_eq!(f.body_args[1], ("pass".into(), "b%27".into()));
         let mut m = RequestData::new("POST", "/x", "/x", [], TrafficClass::Other);
         m.set_body(
             "multipart/form-data; boundary=XyZ",
             b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"../../a.aspx\"\r\n\r\n<% x %>\r\n--XyZ--\r\n",
         );
-        assert!(m.body_args.contains(&("filename".into(), "../../a.aspx".into())));
+        assert!(m
+            .body_args
+            .contains(&("filename".into(), "../../a.aspx".into())));
         assert!(m.body_args.contains(&("f".into(), "<% x %>".into())));
     }
 }

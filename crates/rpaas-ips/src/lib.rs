@@ -56,7 +56,9 @@ pub struct RuleSet {
 
 impl std::fmt::Debug for RuleSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RuleSet").field("rules", &self.rules.len()).finish()
+        f.debug_struct("RuleSet")
+            .field("rules", &self.rules.len())
+            .finish()
     }
 }
 
@@ -85,7 +87,11 @@ impl RuleSet {
                 counts.push(i);
                 continue;
             }
-            let groups = if r.phase == Phase::Response { &mut response } else { &mut request };
+            let groups = if r.phase == Phase::Response {
+                &mut response
+            } else {
+                &mut request
+            };
             let g = match groups.iter_mut().position(|g| g.transforms == r.transforms) {
                 Some(p) => &mut groups[p],
                 None => {
@@ -211,7 +217,12 @@ impl RuleSet {
 /// position; the lazy DFA alone scans each byte once.
 fn build_set(pats: &[&str], multi_line: bool) -> Result<MetaRegex, RuleError> {
     MetaRegex::builder()
-        .syntax(syntax::Config::new().unicode(false).utf8(false).multi_line(multi_line))
+        .syntax(
+            syntax::Config::new()
+                .unicode(false)
+                .utf8(false)
+                .multi_line(multi_line),
+        )
         .configure(
             MetaRegex::config()
                 .match_kind(MatchKind::All)
@@ -334,10 +345,11 @@ impl Outcome {
         let over = self.score >= settings.threshold && self.score > 0;
         self.rule = blocker.or_else(|| {
             if over {
+                // The highest score, lowest id on a tie: stable across runs.
                 self.matches
                     .iter()
                     .filter(|m| m.action == Action::Score)
-                    .max_by_key(|m| m.score)
+                    .min_by_key(|m| (std::cmp::Reverse(m.score), m.id))
                     .map(|m| m.id)
             } else {
                 None
@@ -366,26 +378,58 @@ fn values<'a>(req: &'a RequestData, t: &Target, scope: Scope) -> Vec<(Option<&'a
         (Scope::Head, Target::Path) => vec![(None, req.path.as_str())],
         (Scope::Head, Target::RawPath) => vec![(None, req.raw_path.as_str())],
         (Scope::Head, Target::Query) if !req.query.is_empty() => vec![(None, req.query.as_str())],
-        (Scope::Head, Target::Args) => req.query_args.iter().map(|(k, v)| (Some(k.as_str()), v.as_str())).collect(),
-        (Scope::Head, Target::ArgNames) => req.query_args.iter().map(|(k, _)| (Some(k.as_str()), k.as_str())).collect(),
-        (Scope::Body, Target::Args) => req.body_args.iter().map(|(k, v)| (Some(k.as_str()), v.as_str())).collect(),
-        (Scope::Body, Target::ArgNames) => req.body_args.iter().map(|(k, _)| (Some(k.as_str()), k.as_str())).collect(),
+        (Scope::Head, Target::Args) => req
+            .query_args
+            .iter()
+            .map(|(k, v)| (Some(k.as_str()), v.as_str()))
+            .collect(),
+        (Scope::Head, Target::ArgNames) => req
+            .query_args
+            .iter()
+            .map(|(k, _)| (Some(k.as_str()), k.as_str()))
+            .collect(),
+        (Scope::Body, Target::Args) => req
+            .body_args
+            .iter()
+            .map(|(k, v)| (Some(k.as_str()), v.as_str()))
+            .collect(),
+        (Scope::Body, Target::ArgNames) => req
+            .body_args
+            .iter()
+            .map(|(k, _)| (Some(k.as_str()), k.as_str()))
+            .collect(),
         (Scope::Head, Target::Headers) => req
             .headers
             .iter()
             .filter(|(k, _)| k != "cookie")
             .map(|(k, v)| (Some(k.as_str()), v.as_str()))
             .collect(),
-        (Scope::Head, Target::HeaderNames) => req.headers.iter().map(|(k, _)| (Some(k.as_str()), k.as_str())).collect(),
+        (Scope::Head, Target::HeaderNames) => req
+            .headers
+            .iter()
+            .map(|(k, _)| (Some(k.as_str()), k.as_str()))
+            .collect(),
         (Scope::Head, Target::Header(h)) => req
             .headers
             .iter()
             .filter(|(k, _)| k == h)
             .map(|(k, v)| (Some(k.as_str()), v.as_str()))
             .collect(),
-        (Scope::Head, Target::Cookies) => req.cookies.iter().map(|(k, v)| (Some(k.as_str()), v.as_str())).collect(),
-        (Scope::Head, Target::CookieNames) => req.cookies.iter().map(|(k, _)| (Some(k.as_str()), k.as_str())).collect(),
-        (Scope::Body, Target::Body) => req.body.as_deref().map(|b| vec![(None, b)]).unwrap_or_default(),
+        (Scope::Head, Target::Cookies) => req
+            .cookies
+            .iter()
+            .map(|(k, v)| (Some(k.as_str()), v.as_str()))
+            .collect(),
+        (Scope::Head, Target::CookieNames) => req
+            .cookies
+            .iter()
+            .map(|(k, _)| (Some(k.as_str()), k.as_str()))
+            .collect(),
+        (Scope::Body, Target::Body) => req
+            .body
+            .as_deref()
+            .map(|b| vec![(None, b)])
+            .unwrap_or_default(),
         _ => Vec::new(),
     }
 }
@@ -415,7 +459,12 @@ fn simple_match(op: &Op, v: &str) -> bool {
 /// transformed (with a per-value prefix cache: `url_decode` is computed once and `lowercase`
 /// built on it, ...), joined by newlines and run once through the group's prefilter; only when
 /// that finds something are the values matched one by one to know which rule and argument.
-fn scan<'a>(rs: &RuleSet, groups: &'a [Group], get: impl Fn(&Target) -> Vec<(Option<&'a str>, &'a str)>, hits: &mut Vec<Hit<'a>>) {
+fn scan<'a>(
+    rs: &RuleSet,
+    groups: &'a [Group],
+    get: impl Fn(&Target) -> Vec<(Option<&'a str>, &'a str)>,
+    hits: &mut Vec<Hit<'a>>,
+) {
     struct Slot<'a> {
         target: &'a Target,
         values: Vec<(Option<&'a str>, &'a str)>,
@@ -431,7 +480,11 @@ fn scan<'a>(rs: &RuleSet, groups: &'a [Group], get: impl Fn(&Target) -> Vec<(Opt
                 None => {
                     let values = get(t);
                     let n = values.len();
-                    slots.push(Slot { target: t, values, cache: (0..n).map(|_| Vec::new()).collect() });
+                    slots.push(Slot {
+                        target: t,
+                        values,
+                        cache: (0..n).map(|_| Vec::new()).collect(),
+                    });
                     slots.len() - 1
                 }
             };
@@ -470,8 +523,14 @@ fn scan<'a>(rs: &RuleSet, groups: &'a [Group], get: impl Fn(&Target) -> Vec<(Opt
                     let v = value(vi);
                     let name = slot.values[vi].0;
                     let mut hit = |rule: usize| {
-                        if rs.rules[rule].targets.contains(t) && !hits.iter().any(|h| h.rule == rule) {
-                            hits.push(Hit { rule, target: t, name });
+                        if rs.rules[rule].targets.contains(t)
+                            && !hits.iter().any(|h| h.rule == rule)
+                        {
+                            hits.push(Hit {
+                                rule,
+                                target: t,
+                                name,
+                            });
                         }
                     };
                     for i in &g.simple {
@@ -504,7 +563,9 @@ fn scan<'a>(rs: &RuleSet, groups: &'a [Group], get: impl Fn(&Target) -> Vec<(Opt
                     }
                     joined.push_str(value(vi));
                 }
-                g.prefilter.as_ref().is_some_and(|p| p.is_match(joined.as_bytes()))
+                g.prefilter
+                    .as_ref()
+                    .is_some_and(|p| p.is_match(joined.as_bytes()))
                     || g.ac.as_ref().is_some_and(|ac| ac.is_match(joined.as_str()))
             };
             if !candidates {
@@ -515,7 +576,11 @@ fn scan<'a>(rs: &RuleSet, groups: &'a [Group], get: impl Fn(&Target) -> Vec<(Opt
                 let name = slot.values[vi].0;
                 let mut hit = |rule: usize| {
                     if rs.rules[rule].targets.contains(t) && !hits.iter().any(|h| h.rule == rule) {
-                        hits.push(Hit { rule, target: t, name });
+                        hits.push(Hit {
+                            rule,
+                            target: t,
+                            name,
+                        });
                     }
                 };
                 if let Some(set) = &g.set {
@@ -542,7 +607,10 @@ fn scan<'a>(rs: &RuleSet, groups: &'a [Group], get: impl Fn(&Target) -> Vec<(Opt
 
 fn applies(rule: &Rule, class: TrafficClass, method: &str, req: Option<&RequestData>) -> bool {
     rule.classes.as_ref().is_none_or(|c| c.contains(&class))
-        && rule.methods.as_ref().is_none_or(|m| m.iter().any(|x| x == method))
+        && rule
+            .methods
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|x| x == method))
         && (rule.unless_args.is_empty()
             || req.is_none_or(|r| {
                 !r.query_args
@@ -552,12 +620,21 @@ fn applies(rule: &Rule, class: TrafficClass, method: &str, req: Option<&RequestD
             }))
 }
 
-fn excluded(settings: &Settings, rule: u32, class: TrafficClass, path: &str, target: &Target, name: Option<&str>) -> bool {
+fn excluded(
+    settings: &Settings,
+    rule: u32,
+    class: TrafficClass,
+    path: &str,
+    target: &Target,
+    name: Option<&str>,
+) -> bool {
     settings.disabled.contains(&rule)
         || settings.exclusions.iter().any(|e| {
             e.rules.contains(&rule)
                 && e.classes.as_ref().is_none_or(|c| c.contains(&class))
-                && e.paths.as_ref().is_none_or(|ps| ps.iter().any(|p| p.matches(path)))
+                && e.paths
+                    .as_ref()
+                    .is_none_or(|ps| ps.iter().any(|p| p.matches(path)))
                 && e.args.as_ref().is_none_or(|args| {
                     matches!(target, Target::Args | Target::ArgNames)
                         && name.is_some_and(|n| args.iter().any(|a| a == n))
@@ -578,14 +655,20 @@ pub fn inspect(rs: &RuleSet, settings: &Settings, req: &RequestData, scope: Scop
         if let Op::CountGt(n) = r.op {
             for t in &r.targets {
                 if count(req, t, scope) > n && !hits.iter().any(|h| h.rule == *i) {
-                    hits.push(Hit { rule: *i, target: t, name: None });
+                    hits.push(Hit {
+                        rule: *i,
+                        target: t,
+                        name: None,
+                    });
                 }
             }
         }
     }
     for h in hits {
         let r = &rs.rules[h.rule];
-        if !applies(r, req.class, &req.method, Some(req)) || excluded(settings, r.id, req.class, &req.path, h.target, h.name) {
+        if !applies(r, req.class, &req.method, Some(req))
+            || excluded(settings, r.id, req.class, &req.path, h.target, h.name)
+        {
             continue;
         }
         out.matches.push(Match {
@@ -619,14 +702,19 @@ pub fn inspect_response(
     let get = |t: &Target| -> Vec<(Option<&str>, &str)> {
         match t {
             Target::ResponseBody => vec![(None, body)],
-            Target::ResponseHeaders => headers.iter().map(|(k, v)| (Some(k.as_str()), v.as_str())).collect(),
+            Target::ResponseHeaders => headers
+                .iter()
+                .map(|(k, v)| (Some(k.as_str()), v.as_str()))
+                .collect(),
             _ => Vec::new(),
         }
     };
     scan(rs, &rs.response, get, &mut hits);
     for h in hits {
         let r = &rs.rules[h.rule];
-        if !applies(r, class, method, None) || excluded(settings, r.id, class, path, h.target, h.name) {
+        if !applies(r, class, method, None)
+            || excluded(settings, r.id, class, path, h.target, h.name)
+        {
             continue;
         }
         out.matches.push(Match {

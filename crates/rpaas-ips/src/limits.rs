@@ -27,7 +27,8 @@ impl Rate {
             .trim()
             .parse()
             .map_err(|_| format!("{s:?}: {n:?} is not a count"))?;
-        let d = humanish(period.trim()).ok_or_else(|| format!("{s:?}: {period:?} is not a period like 1s, 1m, 1h"))?;
+        let d = humanish(period.trim())
+            .ok_or_else(|| format!("{s:?}: {period:?} is not a period like 1s, 1m, 1h"))?;
         if n == 0 || d.is_zero() {
             return Err(format!("{s:?}: count and period must be positive"));
         }
@@ -99,7 +100,10 @@ impl Limiter {
         };
         if map.len() >= self.max_per_shard && !map.contains_key(&key) {
             // Full: drop buckets that have refilled (they carry no state), else the stalest.
-            map.retain(|_, b| b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate.per_sec < rate.burst);
+            map.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate.per_sec
+                    < rate.burst
+            });
             if map.len() >= self.max_per_shard {
                 if let Some(oldest) = map.iter().min_by_key(|(_, b)| b.last).map(|(k, _)| *k) {
                     map.remove(&oldest);
@@ -122,7 +126,10 @@ impl Limiter {
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().map(|m| m.len()).unwrap_or(0)).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -184,7 +191,12 @@ impl Bans {
                 // Evict the entry closest to being forgotten: strikes before bans.
                 let victim = map
                     .iter()
-                    .min_by_key(|(_, s)| (s.banned_until.is_some(), s.banned_until.unwrap_or(s.window_start)))
+                    .min_by_key(|(_, s)| {
+                        (
+                            s.banned_until.is_some(),
+                            s.banned_until.unwrap_or(s.window_start),
+                        )
+                    })
                     .map(|(k, _)| *k);
                 if let Some(v) = victim {
                     map.remove(&v);
@@ -220,14 +232,21 @@ impl Bans {
             .iter()
             .map(|s| {
                 s.lock()
-                    .map(|m| m.values().filter(|v| v.banned_until.is_some_and(|u| u > now)).count())
+                    .map(|m| {
+                        m.values()
+                            .filter(|v| v.banned_until.is_some_and(|u| u > now))
+                            .count()
+                    })
                     .unwrap_or(0)
             })
             .sum()
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().map(|m| m.len()).unwrap_or(0)).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -263,8 +282,14 @@ mod tests {
             assert!(l.allow(ip("192.0.2.1"), "login", r, t0));
         }
         assert!(!l.allow(ip("192.0.2.1"), "login", r, t0));
-        assert!(l.allow(ip("192.0.2.2"), "login", r, t0), "other clients unaffected");
-        assert!(l.allow(ip("192.0.2.1"), "agent", r, t0), "other buckets unaffected");
+        assert!(
+            l.allow(ip("192.0.2.2"), "login", r, t0),
+            "other clients unaffected"
+        );
+        assert!(
+            l.allow(ip("192.0.2.1"), "agent", r, t0),
+            "other buckets unaffected"
+        );
         assert!(l.allow(ip("192.0.2.1"), "login", r, t0 + Duration::from_millis(400)));
         assert!(!l.allow(ip("192.0.2.1"), "login", r, t0 + Duration::from_millis(400)));
         // IPv6 clients share their /64.

@@ -72,7 +72,11 @@ impl Target {
             "response_headers" => Self::ResponseHeaders,
             other => {
                 let name = other.strip_prefix("header:")?;
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                if name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
                     return None;
                 }
                 Self::Header(name.to_ascii_lowercase())
@@ -276,7 +280,11 @@ fn build_rule(id: u32, r: FileRule) -> Result<Rule, String> {
     for t in &r.transforms {
         transforms.push(Transform::parse(t).ok_or_else(|| format!("unknown transform {t:?}"))?);
     }
-    let need_pattern = || r.pattern.clone().ok_or_else(|| "pattern is required".to_string());
+    let need_pattern = || {
+        r.pattern
+            .clone()
+            .ok_or_else(|| "pattern is required".to_string())
+    };
     let op = match r.op.as_deref().unwrap_or("regex") {
         "regex" => {
             let p = need_pattern()?;
@@ -302,7 +310,10 @@ fn build_rule(id: u32, r: FileRule) -> Result<Rule, String> {
         "suffix" => Op::Suffix(need_pattern()?),
         "equals" => Op::Equals(need_pattern()?),
         "length_gt" | "count_gt" => {
-            let v = r.value.filter(|v| *v >= 0).ok_or("value (a number >= 0) is required")? as usize;
+            let v = r
+                .value
+                .filter(|v| *v >= 0)
+                .ok_or("value (a number >= 0) is required")? as usize;
             if r.op.as_deref() == Some("length_gt") {
                 Op::LengthGt(v)
             } else {
@@ -342,7 +353,10 @@ fn build_rule(id: u32, r: FileRule) -> Result<Rule, String> {
         return Err("negate works with regex, prefix, suffix, equals and length_gt".into());
     }
     if (phase == Phase::Response) != response_targets {
-        return Err("response_body/response_headers targets go with phase = \"response\", and only they".into());
+        return Err(
+            "response_body/response_headers targets go with phase = \"response\", and only they"
+                .into(),
+        );
     }
     Ok(Rule {
         id,
@@ -357,7 +371,11 @@ fn build_rule(id: u32, r: FileRule) -> Result<Rule, String> {
         phase,
         tags: r.tags,
         negate: r.negate.unwrap_or(false),
-        unless_args: r.unless_args.iter().map(|a| a.to_ascii_lowercase()).collect(),
+        unless_args: r
+            .unless_args
+            .iter()
+            .map(|a| a.to_ascii_lowercase())
+            .collect(),
     })
 }
 
@@ -394,8 +412,11 @@ pattern = "a"
         assert!(msgs[0].starts_with("x.toml: rule 2: bad regex"), "{msgs:?}");
         assert_eq!(msgs[1], "x.toml: rule 3: unknown target \"pathh\"");
         assert_eq!(msgs[2], "x.toml: rule 1: duplicate id");
-        assert!(parse_rules("y.toml", "[[rule]]\nid = 5\nmsg = \"m\"\ntargets = [\"args\"]\nop = \"count_gt\"\n")
-            .unwrap_err()[0]
+        assert!(parse_rules(
+            "y.toml",
+            "[[rule]]\nid = 5\nmsg = \"m\"\ntargets = [\"args\"]\nop = \"count_gt\"\n"
+        )
+        .unwrap_err()[0]
             .to_string()
             .contains("rule 5: value"));
     }

@@ -6,7 +6,13 @@ fn rs() -> RuleSet {
 
 fn req(method: &str, target: &str, class: TrafficClass) -> RequestData {
     let canon = rpaas_path::canonicalize(target).expect("canonical");
-    RequestData::new(method, &canon.path, target, [("user-agent", "Mozilla/5.0")], class)
+    RequestData::new(
+        method,
+        &canon.path,
+        target,
+        [("user-agent", "Mozilla/5.0")],
+        class,
+    )
 }
 
 #[test]
@@ -18,7 +24,12 @@ fn builtin_ruleset_compiles() {
 #[test]
 fn cve_signature_blocks_on_its_own() {
     let r = rs();
-    let o = inspect(&r, &Settings::default(), &req("POST", "/SetupWizard.aspx/x", TrafficClass::Other), Scope::Head);
+    let o = inspect(
+        &r,
+        &Settings::default(),
+        &req("POST", "/SetupWizard.aspx/x", TrafficClass::Other),
+        Scope::Head,
+    );
     assert_eq!(o.verdict, Verdict::Block);
     assert_eq!(o.rule, Some(100001));
 }
@@ -30,20 +41,42 @@ fn detect_mode_records_but_passes() {
         mode: Mode::Detect,
         ..Default::default()
     };
-    let o = inspect(&r, &s, &req("GET", "/automate/?q=1'%20or%20'1'='1", TrafficClass::WebControlCenter), Scope::Head);
+    let o = inspect(
+        &r,
+        &s,
+        &req(
+            "GET",
+            "/automate/?q=1'%20or%20'1'='1",
+            TrafficClass::WebControlCenter,
+        ),
+        Scope::Head,
+    );
     assert_eq!(o.verdict, Verdict::Detected);
     assert!(o.ids().contains(&942110), "{:?}", o.ids());
     let off = Settings {
         mode: Mode::Off,
         ..Default::default()
     };
-    assert_eq!(inspect(&r, &off, &req("GET", "/SetupWizard.aspx/x", TrafficClass::Other), Scope::Head).verdict, Verdict::Pass);
+    assert_eq!(
+        inspect(
+            &r,
+            &off,
+            &req("GET", "/SetupWizard.aspx/x", TrafficClass::Other),
+            Scope::Head
+        )
+        .verdict,
+        Verdict::Pass
+    );
 }
 
 #[test]
 fn disable_and_scoped_exclusions() {
     let r = rs();
-    let attack = req("GET", "/cwa/api/v1/computers?condition=x'%20or%201=1--", TrafficClass::Api);
+    let attack = req(
+        "GET",
+        "/cwa/api/v1/computers?condition=x'%20or%201=1--",
+        TrafficClass::Api,
+    );
     let base = inspect(&r, &Settings::default(), &attack, Scope::Head);
     assert_eq!(base.verdict, Verdict::Block);
     let ids = base.ids();
@@ -65,10 +98,24 @@ fn disable_and_scoped_exclusions() {
         ..Default::default()
     };
     assert_eq!(inspect(&r, &s, &attack, Scope::Head).verdict, Verdict::Pass);
-    let other_arg = req("GET", "/cwa/api/v1/computers?orderby=x'%20or%201=1--", TrafficClass::Api);
-    assert_eq!(inspect(&r, &s, &other_arg, Scope::Head).verdict, Verdict::Block);
-    let other_path = req("GET", "/cwa/api/v1/clients?condition=x'%20or%201=1--", TrafficClass::Api);
-    assert_eq!(inspect(&r, &s, &other_path, Scope::Head).verdict, Verdict::Block);
+    let other_arg = req(
+        "GET",
+        "/cwa/api/v1/computers?orderby=x'%20or%201=1--",
+        TrafficClass::Api,
+    );
+    assert_eq!(
+        inspect(&r, &s, &other_arg, Scope::Head).verdict,
+        Verdict::Block
+    );
+    let other_path = req(
+        "GET",
+        "/cwa/api/v1/clients?condition=x'%20or%201=1--",
+        TrafficClass::Api,
+    );
+    assert_eq!(
+        inspect(&r, &s, &other_path, Scope::Head).verdict,
+        Verdict::Block
+    );
 }
 
 #[test]
@@ -80,21 +127,44 @@ fn threshold_adds_up_weaker_matches() {
     .unwrap();
     let r = RuleSet::compile(rules).unwrap();
     let s = Settings::default();
-    let one = inspect(&r, &s, &req("GET", "/x?a=aaa", TrafficClass::Other), Scope::Head);
+    let one = inspect(
+        &r,
+        &s,
+        &req("GET", "/x?a=aaa", TrafficClass::Other),
+        Scope::Head,
+    );
     assert_eq!((one.score, one.verdict), (3, Verdict::Pass));
-    let two = inspect(&r, &s, &req("GET", "/x?a=aaa&b=bbb", TrafficClass::Other), Scope::Head);
+    let two = inspect(
+        &r,
+        &s,
+        &req("GET", "/x?a=aaa&b=bbb", TrafficClass::Other),
+        Scope::Head,
+    );
     assert_eq!((two.score, two.verdict), (6, Verdict::Block));
     let high = Settings {
         threshold: 10,
         ..Default::default()
     };
-    assert_eq!(inspect(&r, &high, &req("GET", "/x?a=aaa&b=bbb", TrafficClass::Other), Scope::Head).verdict, Verdict::Pass);
+    assert_eq!(
+        inspect(
+            &r,
+            &high,
+            &req("GET", "/x?a=aaa&b=bbb", TrafficClass::Other),
+            Scope::Head
+        )
+        .verdict,
+        Verdict::Pass
+    );
 }
 
 #[test]
 fn body_scope_and_merge() {
     let r = rs();
-    let mut d = req("POST", "/LabTech/ControlCenter.asmx", TrafficClass::ControlCenter);
+    let mut d = req(
+        "POST",
+        "/LabTech/ControlCenter.asmx",
+        TrafficClass::ControlCenter,
+    );
     d.set_body("text/xml", br#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///c:/windows/win.ini">]><r>&x;</r>"#);
     let head = inspect(&r, &Settings::default(), &d, Scope::Head);
     assert_eq!(head.verdict, Verdict::Pass);
@@ -110,8 +180,24 @@ fn body_scope_and_merge() {
 fn response_leakage() {
     let r = rs();
     let ysod = "<html><head><title>Runtime Error</title></head><body><h1>Server Error in '/LabTech' Application.</h1></body></html>";
-    let o = inspect_response(&r, &Settings::default(), TrafficClass::Other, "GET", "/x", &[], ysod);
+    let o = inspect_response(
+        &r,
+        &Settings::default(),
+        TrafficClass::Other,
+        "GET",
+        "/x",
+        &[],
+        ysod,
+    );
     assert_eq!(o.verdict, Verdict::Block);
-    let ok = inspect_response(&r, &Settings::default(), TrafficClass::Other, "GET", "/x", &[], "<html>Not found</html>");
+    let ok = inspect_response(
+        &r,
+        &Settings::default(),
+        TrafficClass::Other,
+        "GET",
+        "/x",
+        &[],
+        "<html>Not found</html>",
+    );
     assert_eq!(ok.verdict, Verdict::Pass);
 }

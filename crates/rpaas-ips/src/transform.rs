@@ -135,7 +135,13 @@ pub fn url_decode(s: &str) -> String {
             b'%' if i + 5 < b.len() && (b[i + 1] == b'u' || b[i + 1] == b'U') => {
                 let v = (2..6).try_fold(0u32, |acc, k| hexval(b[i + k]).map(|d| acc * 16 + d));
                 // IIS maps full-width forms to ASCII ("best fit"); so do we.
-                let v = v.map(|c| if (0xff01..=0xff5e).contains(&c) { c - 0xff01 + 0x21 } else { c });
+                let v = v.map(|c| {
+                    if (0xff01..=0xff5e).contains(&c) {
+                        c - 0xff01 + 0x21
+                    } else {
+                        c
+                    }
+                });
                 match v.and_then(char::from_u32) {
                     Some(c) => {
                         let mut buf = [0u8; 4];
@@ -262,13 +268,28 @@ mod tests {
         assert_eq!(t(Transform::UrlDecode, "a+b%u0027"), "a b'");
         assert_eq!(t(Transform::UrlDecode, "100%"), "100%");
         assert_eq!(t(Transform::Lowercase, "SeLeCt"), "select");
-        assert_eq!(t(Transform::HtmlEntityDecode, "&lt;script&#62;&#x28;&amp;x"), "<script>(&x");
-        assert_eq!(t(Transform::CompressWhitespace, "union\t\n  select"), "union select");
-        assert_eq!(t(Transform::RemoveComments, "UN/**/ION SEL/*x*/ECT"), "UNION SELECT");
+        assert_eq!(
+            t(Transform::HtmlEntityDecode, "&lt;script&#62;&#x28;&amp;x"),
+            "<script>(&x"
+        );
+        assert_eq!(
+            t(Transform::CompressWhitespace, "union\t\n  select"),
+            "union select"
+        );
+        assert_eq!(
+            t(Transform::RemoveComments, "UN/**/ION SEL/*x*/ECT"),
+            "UNION SELECT"
+        );
         assert_eq!(t(Transform::RemoveComments, "1 -- x\nunion"), "1  \nunion");
-        assert_eq!(t(Transform::RemoveComments, "UNION/*!50000SELECT*/1"), "UNION SELECT 1");
+        assert_eq!(
+            t(Transform::RemoveComments, "UNION/*!50000SELECT*/1"),
+            "UNION SELECT 1"
+        );
         assert_eq!(t(Transform::UrlDecode, "%uff1cscript%uff1e"), "<script>");
-        assert_eq!(t(Transform::NormalizePath, "..\\..//./windows"), "../../windows");
+        assert_eq!(
+            t(Transform::NormalizePath, "..\\..//./windows"),
+            "../../windows"
+        );
         assert_eq!(t(Transform::RemoveNulls, "a\0b"), "ab");
     }
 }

@@ -30,7 +30,12 @@ fn load(name: &str) -> Vec<Case> {
                     .as_array()
                     .map(|a| {
                         a.iter()
-                            .map(|h| (h[0].as_str().unwrap_or("").to_string(), h[1].as_str().unwrap_or("").to_string()))
+                            .map(|h| {
+                                (
+                                    h[0].as_str().unwrap_or("").to_string(),
+                                    h[1].as_str().unwrap_or("").to_string(),
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default(),
@@ -63,7 +68,14 @@ fn blocked(rs: &RuleSet, c: &Case) -> Option<String> {
         data.set_body(&c.content_type, c.body.as_bytes());
         out.merge(inspect(rs, &settings, &data, Scope::Body), &settings);
     }
-    (out.verdict == Verdict::Block).then(|| format!("ips:{} score {} matches {:?}", out.rule.unwrap_or(0), out.score, out.ids()))
+    (out.verdict == Verdict::Block).then(|| {
+        format!(
+            "ips:{} score {} matches {:?}",
+            out.rule.unwrap_or(0),
+            out.score,
+            out.ids()
+        )
+    })
 }
 
 #[test]
@@ -76,11 +88,29 @@ fn corpus_detection_and_false_positives() {
     let missed: Vec<String> = attacks
         .iter()
         .filter(|c| blocked(&rs, c).is_none())
-        .map(|c| format!("MISSED {} {} {} [{}]", c.note, c.method, c.target, c.body.chars().take(120).collect::<String>()))
+        .map(|c| {
+            format!(
+                "MISSED {} {} {} [{}]",
+                c.note,
+                c.method,
+                c.target,
+                c.body.chars().take(120).collect::<String>()
+            )
+        })
         .collect();
     let false_pos: Vec<String> = benign
         .iter()
-        .filter_map(|c| blocked(&rs, c).map(|why| format!("FALSE POSITIVE {} {} {} -> {why} [{}]", c.note, c.method, c.target, c.body.chars().take(160).collect::<String>())))
+        .filter_map(|c| {
+            blocked(&rs, c).map(|why| {
+                format!(
+                    "FALSE POSITIVE {} {} {} -> {why} [{}]",
+                    c.note,
+                    c.method,
+                    c.target,
+                    c.body.chars().take(160).collect::<String>()
+                )
+            })
+        })
         .collect();
     let detection = 100.0 * (attacks.len() - missed.len()) as f64 / attacks.len() as f64;
     let fp_rate = 100.0 * false_pos.len() as f64 / benign.len() as f64;
@@ -92,5 +122,10 @@ fn corpus_detection_and_false_positives() {
     for m in missed.iter().chain(false_pos.iter()) {
         println!("{m}");
     }
-    assert!(missed.is_empty() && false_pos.is_empty(), "{} missed, {} false positives (see output)", missed.len(), false_pos.len());
+    assert!(
+        missed.is_empty() && false_pos.is_empty(),
+        "{} missed, {} false positives (see output)",
+        missed.len(),
+        false_pos.len()
+    );
 }

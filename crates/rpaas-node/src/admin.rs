@@ -29,11 +29,15 @@ impl ServeHttp for Admin {
                 });
                 (200, "application/json", body.to_string().into_bytes())
             }
-            "/metrics" => (
-                200,
-                "text/plain; version=0.0.4",
-                self.shared.metrics.render(),
-            ),
+            "/metrics" => {
+                let banned = self.shared.bans.banned_count(std::time::Instant::now());
+                self.shared.metrics.banned_clients.set(banned as i64);
+                (
+                    200,
+                    "text/plain; version=0.0.4",
+                    self.shared.metrics.render(),
+                )
+            }
             _ => (404, "text/plain", b"not found\n".to_vec()),
         };
         let len = body.len();

@@ -18,6 +18,8 @@ pub struct Question<'a> {
     pub method: &'a str,
     pub headers: Vec<(String, String)>,
     pub target: &'a str,
+    /// A request body to inspect (with its `Content-Type` header).
+    pub body: Option<&'a [u8]>,
 }
 
 /// The answer, printable as text or JSON.
@@ -41,6 +43,10 @@ pub struct Explanation {
     pub country: Option<String>,
     pub rule: String,
     pub set_cookie: Option<String>,
+    /// IPS rules that matched: `id (score, action) target[name]: msg`.
+    pub ips_matches: Vec<String>,
+    pub ips_score: u32,
+    pub ips_mode: Option<String>,
 }
 
 impl Explanation {
@@ -92,6 +98,12 @@ impl Explanation {
         if let Some(c) = &self.set_cookie {
             line("cookie", &format!("sets {c}"));
         }
+        if let Some(mode) = &self.ips_mode {
+            line("ips", &format!("mode {mode}, score {}", self.ips_score));
+            for m in &self.ips_matches {
+                line("", &format!("matched {m}"));
+            }
+        }
         s
     }
 }
@@ -117,6 +129,9 @@ pub fn explain(path: &Path, q: &Question<'_>) -> Result<Explanation, ConfigError
         country: None,
         rule: String::new(),
         set_cookie: None,
+        ips_matches: Vec::new(),
+        ips_score: 0,
+        ips_mode: None,
     };
     let Some(inst) = snap.instance_for_host(&host) else {
         e.reason = Some("host:unknown".into());
@@ -160,6 +175,71 @@ pub fn explain(path: &Path, q: &Question<'_>) -> Result<Explanation, ConfigError
         Verdict::Deny(r) => {
             e.status = Some(r.status());
             e.reason = Some(r.code());
+            return Ok(e);
+        }
+    }
+    // The IPS, as the node runs it: head, then the body for classes whose bodies are read.
+    let settings = &inst.cfg.ips;
+    e.ips_mode = Some(
+        match settings.mode {
+            rpaas_ips::Mode::Block => "block",
+            rpaas_ips::Mode::Detect => "detect",
+            rpaas_ips::Mode::Off => "off",
+        }
+        .into(),
+    );
+    let class = d.class.unwrap_or(rpaas_policy::TrafficClass::Other);
+    let path = d.canonical_path.clone().unwrap_or_default();
+    let mut data = rpaas_ips::RequestData::new(
+        q.method,
+        &path,
+        q.target,
+        q.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        class,
+    );
+    let mut out = rpaas_ips::inspect(&snap.ips, settings, &data, rpaas_ips::Scope::Head);
+    let opaque = matches!(
+        class,
+        rpaas_policy::TrafficClass::Agent | rpaas_policy::TrafficClass::Deployment
+    );
+    if let (Some(body), false) = (q.body, opaque) {
+        let ct = data.header("content-type").unwrap_or("").to_string();
+        let limit = snap.config.node.ips.body_limit;
+        data.set_body(&ct, &body[..body.len().min(limit)]);
+        out.merge(
+            rpaas_ips::inspect(&snap.ips, settings, &data, rpaas_ips::Scope::Body),
+            settings,
+        );
+    }
+    e.ips_score = out.score;
+    e.ips_matches = out
+        .matches
+        .iter()
+        .map(|m| {
+            let msg = snap.ips.rule(m.id).map(|r| r.msg.as_str()).unwrap_or("");
+            let name = m
+                .name
+                .as_deref()
+                .map(|n| format!("[{n}]"))
+                .unwrap_or_default();
+            format!(
+                "{} ({}, {}) {}{name}: {msg}",
+                m.id,
+                m.score,
+                m.action.as_str(),
+                m.target
+            )
+        })
+        .collect();
+    if out.verdict == rpaas_ips::Verdict::Block {
+        if let Some(id) = out.rule {
+            e.verdict = "DENY";
+            e.reason = Some(format!("ips:{id}"));
+            e.status = Some(403);
+            e.rule = format!(
+                "IPS: score {} (threshold {})",
+                out.score, settings.threshold
+            );
         }
     }
     Ok(e)

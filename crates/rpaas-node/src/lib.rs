@@ -11,6 +11,7 @@ mod accept;
 mod admin;
 mod explain;
 mod harden;
+mod ips;
 mod logging;
 mod metrics;
 mod proxy;
@@ -42,6 +43,9 @@ pub struct Shared {
     /// Open client connections (for the drain on SIGTERM).
     pub active: AtomicUsize,
     pub idle: Notify,
+    /// Rate buckets and bans: process-wide, so they survive reloads.
+    pub limiter: rpaas_ips::limits::Limiter,
+    pub bans: rpaas_ips::limits::Bans,
     config_path: PathBuf,
     reload_lock: Mutex<()>,
 }
@@ -130,7 +134,10 @@ pub fn serve(path: &Path) -> Result<(), StartError> {
     };
 
     let metrics = Metrics::new().map_err(|e| StartError::Internal(e.to_string()))?;
+    let tracked = snap.config.node.limits.max_tracked;
     let shared = Arc::new(Shared {
+        limiter: rpaas_ips::limits::Limiter::new(tracked),
+        bans: rpaas_ips::limits::Bans::new(tracked),
         snapshot: Arc::new(ArcSwap::from_pointee(snap)),
         metrics,
         active: AtomicUsize::new(0),

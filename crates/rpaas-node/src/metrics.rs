@@ -18,6 +18,10 @@ pub struct Metrics {
     pub config_generation: IntGauge,
     pub denials: IntCounterVec,
     pub instance_info: IntGaugeVec,
+    pub ips_matches: IntCounterVec,
+    pub rate_limited: IntCounterVec,
+    pub bans: IntCounterVec,
+    pub banned_clients: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -84,6 +88,29 @@ impl Metrics {
             Opts::new("instance_info", "1 for every instance in the served config"),
             &["instance"],
         )?;
+        let ips_matches = IntCounterVec::new(
+            Opts::new(
+                "ips_matches_total",
+                "IPS rule matches by instance, rule and what was done",
+            ),
+            &["instance", "rule", "action"],
+        )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "rate_limited_total",
+                "Requests refused with 429, by instance and bucket",
+            ),
+            &["instance", "bucket"],
+        )?;
+        let bans = IntCounterVec::new(
+            Opts::new("bans_total", "Clients banned, by instance"),
+            &["instance"],
+        )?;
+        let banned_clients = IntGauge::new("banned_clients", "Clients banned right now")?;
+        registry.register(Box::new(ips_matches.clone()))?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(bans.clone()))?;
+        registry.register(Box::new(banned_clients.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(upstream_errors.clone()))?;
@@ -106,6 +133,10 @@ impl Metrics {
             config_generation,
             denials,
             instance_info,
+            ips_matches,
+            rate_limited,
+            bans,
+            banned_clients,
         })
     }
 

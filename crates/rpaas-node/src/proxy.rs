@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::proxy::FailToProxy;
@@ -20,6 +21,7 @@ use rpaas_policy::{Headers, RequestView, TrafficClass, Verdict};
 
 use crate::accept::ConnInfo;
 use crate::harden::{harden_response, reason_phrase, write_own, OwnResponse};
+use crate::ips::{Gate, IpsState};
 use crate::snapshot::{InstanceRt, Snapshot};
 use crate::Shared;
 
@@ -56,6 +58,8 @@ pub struct Ctx {
     class: Option<TrafficClass>,
     country: Option<CountryCode>,
     set_cookie: Option<(String, String)>,
+    canonical_path: String,
+    ips: IpsState,
 }
 
 /// The proxy logic of one listener.
@@ -116,6 +120,22 @@ impl Headers for ReqHeaders<'_> {
             .iter()
             .map(|v| v.as_bytes())
             .collect()
+    }
+}
+
+impl Proxy {
+    /// Answers a refusing gate: a refusal page, or a closed connection.
+    async fn gate(&self, session: &mut Session, ctx: &mut Ctx, gate: Gate) -> Result<bool> {
+        match gate {
+            Gate::Pass => Ok(false),
+            Gate::Refuse(status, reason) => self.refuse(session, ctx, status, reason, &[]).await,
+            Gate::Close => {
+                ctx.reason = Some("ban".into());
+                let mut e = Error::new(ErrorType::ConnectionClosed);
+                e.as_down();
+                Err(e)
+            }
+        }
     }
 }
 
@@ -218,6 +238,8 @@ impl ProxyHttp for Proxy {
             class: None,
             country: None,
             set_cookie: None,
+            canonical_path: String::new(),
+            ips: IpsState::default(),
         }
     }
 
@@ -288,6 +310,12 @@ impl ProxyHttp for Proxy {
         let client = ctx
             .client_ip
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        let now = Instant::now();
+        let trusted = inst.cfg.policy.is_trusted(client);
+        let gate = crate::ips::check_ban(&self.shared, &snap, client, trusted, now);
+        if gate != Gate::Pass {
+            return self.gate(session, ctx, gate).await;
+        }
         let decision = {
             let req = session.req_header();
             let Ok(target) = std::str::from_utf8(req.raw_path()) else {
@@ -308,12 +336,111 @@ impl ProxyHttp for Proxy {
         ctx.class = decision.class;
         ctx.country = decision.country;
         if let Verdict::Deny(reason) = decision.verdict {
+            if reason == rpaas_policy::Reason::PathInvalid {
+                crate::ips::strike(&self.shared, &snap, &inst, client, trusted, now);
+            }
             return self
                 .refuse(session, ctx, reason.status(), reason.code(), &[])
                 .await;
         }
         ctx.set_cookie = decision.set_cookie;
+        let class = decision.class.unwrap_or(TrafficClass::Other);
+        ctx.canonical_path = decision.canonical_path.unwrap_or_default();
+
+        let gate = crate::ips::check_rate(
+            &self.shared,
+            &snap,
+            &inst,
+            client,
+            trusted,
+            class,
+            &ctx.canonical_path,
+            &method,
+            now,
+        );
+        let gate = if gate == Gate::Pass {
+            let req = session.req_header();
+            let target = std::str::from_utf8(req.raw_path()).unwrap_or("/");
+            crate::ips::inspect_head(
+                &self.shared,
+                &snap,
+                &inst,
+                &mut ctx.ips,
+                req,
+                target,
+                &ctx.canonical_path,
+                class,
+            )
+        } else {
+            gate
+        };
+        if gate != Gate::Pass {
+            crate::ips::strike(&self.shared, &snap, &inst, client, trusted, now);
+            return self.gate(session, ctx, gate).await;
+        }
         Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let Some(inst) = ctx.instance.clone() else {
+            return Ok(());
+        };
+        let snap = ctx.snap.clone();
+        let gate = crate::ips::body_chunk(
+            &self.shared,
+            &snap,
+            &inst,
+            &mut ctx.ips,
+            body,
+            end_of_stream,
+        );
+        if let Gate::Refuse(status, reason) = gate {
+            if let Some(client) = ctx.client_ip {
+                let trusted = inst.cfg.policy.is_trusted(client);
+                crate::ips::strike(&self.shared, &snap, &inst, client, trusted, Instant::now());
+            }
+            ctx.reason = Some(reason.into());
+            return Error::e_explain(
+                ErrorType::HTTPStatus(status),
+                "blocked by the IPS (request body)",
+            );
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        let Some(inst) = ctx.instance.clone() else {
+            return Ok(None);
+        };
+        let class = ctx.class.unwrap_or(TrafficClass::Other);
+        let method = session.req_header().method.as_str().to_string();
+        if let Some(reason) = crate::ips::response_chunk(
+            &self.shared,
+            &ctx.snap,
+            &inst,
+            &mut ctx.ips,
+            class,
+            &method,
+            &ctx.canonical_path,
+            &ctx.request_id,
+            body,
+            end_of_stream,
+        ) {
+            ctx.reason = Some(reason.into());
+        }
+        Ok(None)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -355,6 +482,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
     ) -> Result<()> {
         if let Some(inst) = ctx.instance.clone() {
+            crate::ips::response_start(&ctx.snap, &inst, &mut ctx.ips, resp);
             harden_response(
                 resp,
                 &inst.strip,
@@ -409,7 +537,12 @@ impl ProxyHttp for Proxy {
             }
         }
         if code > 0 && session.response_written().is_none() {
-            let _ = self.refuse(session, ctx, code, "proxy_error", &[]).await;
+            // A filter that refused with an HTTP status has already said why.
+            let reason: Cow<'static, str> = match (e.etype(), ctx.reason.take()) {
+                (ErrorType::HTTPStatus(_), Some(r)) => r,
+                _ => "proxy_error".into(),
+            };
+            let _ = self.refuse(session, ctx, code, reason, &[]).await;
         }
         FailToProxy {
             error_code: code,
@@ -461,6 +594,8 @@ impl ProxyHttp for Proxy {
             class,
             country = country.as_deref().unwrap_or(""),
             reason = ctx.reason.as_deref().unwrap_or(""),
+            ips_rules = %ctx.ips.rule_ids(),
+            ips_score = ctx.ips.score(),
             error = %error,
             generation = ctx.snap.generation,
             "request"

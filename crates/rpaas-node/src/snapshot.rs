@@ -11,6 +11,7 @@ use pingora::connectors::l4::BindTo;
 use pingora::upstreams::peer::HttpPeer;
 use rpaas_config::{Config, ConfigError, ConfigErrors, Instance};
 use rpaas_geoip::GeoDb;
+use rpaas_ips::RuleSet;
 
 use crate::tls::CertKey;
 
@@ -46,6 +47,8 @@ pub struct Snapshot {
     pub hsts: Option<HeaderValue>,
     /// The country database, when `[node] geoip_db` is set.
     pub geo: Option<Arc<GeoDb>>,
+    /// The compiled IPS rules.
+    pub ips: Arc<RuleSet>,
 }
 
 impl Snapshot {
@@ -85,6 +88,10 @@ impl Snapshot {
             })?)),
             None => None,
         };
+        let ips = Arc::new(
+            RuleSet::compile(config.node.ips.rules.clone())
+                .map_err(|e| ConfigError::new(&config.source, "node.ips.rules", e.to_string()))?,
+        );
         Ok(Snapshot {
             config,
             generation,
@@ -92,6 +99,7 @@ impl Snapshot {
             hosts,
             hsts,
             geo,
+            ips,
         })
     }
 

@@ -37,7 +37,8 @@ fn geo() -> GeoDb {
     }
     entries.push(("8.8.8.0/24".into(), "US"));
     let refs: Vec<(&str, &str)> = entries.iter().map(|(n, c)| (n.as_str(), *c)).collect();
-    GeoDb::from_bytes(build(RecordShape::MaxMind, &refs).expect("bench setup")).expect("bench setup")
+    GeoDb::from_bytes(build(RecordShape::MaxMind, &refs).expect("bench setup"))
+        .expect("bench setup")
 }
 
 fn bench(c: &mut Criterion) {

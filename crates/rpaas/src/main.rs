@@ -50,6 +50,9 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// A request body to inspect (give its type with --header 'Content-Type: ...').
+        #[arg(long)]
+        data: Option<String>,
         /// The request target, e.g. `/automate/` or `/LabTech/Deployment.aspx?InstallerToken=x`.
         target: String,
     },
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
             method,
             headers,
             json,
+            data,
             target,
         } => {
             let mut hs = Vec::new();
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
                 method: &method,
                 headers: hs,
                 target: &target,
+                body: data.as_deref().map(str::as_bytes),
             };
             match rpaas_node::explain(&config, &q) {
                 Ok(e) => {
