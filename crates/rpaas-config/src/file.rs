@@ -42,6 +42,12 @@ pub(crate) struct FileNode {
     pub ips: FileNodeIps,
     #[serde(default)]
     pub limits: FileLimits,
+    pub tunnel: Option<String>,
+    pub tunnel_cert: Option<String>,
+    pub tunnel_key: Option<String>,
+    pub tunnel_max_connectors: Option<i64>,
+    pub udp_flow_idle: Option<FileDuration>,
+    pub udp_max_flows: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +134,28 @@ pub(crate) struct FileInstance {
     pub restrict: Vec<FileRestrict>,
     #[serde(default)]
     pub ips: FileInstanceIps,
+    pub connector_secret: Option<String>,
+    pub connector_secret_file: Option<String>,
+    #[serde(default)]
+    pub udp: Vec<FileUdp>,
+    #[serde(default)]
+    pub tcp: Vec<FileTcp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileUdp {
+    pub listen: Option<String>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileTcp {
+    pub listen: Option<String>,
+    pub target: Option<String>,
+    pub access: Option<String>,
+    pub via: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

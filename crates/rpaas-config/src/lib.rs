@@ -10,6 +10,7 @@
 mod file;
 mod ips;
 mod policy;
+mod tunnel;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -20,9 +21,29 @@ use std::time::Duration;
 
 pub use ipnet::IpNet;
 pub use ips::{BanAction, Limits, NodeIps};
+pub use tunnel::{TcpRelay, TunnelNode, UdpRelay, Via};
 pub use rpaas_geoip::CountryCode;
 pub use rpaas_policy::{InstancePolicy, UnknownCountry};
 pub use validate::{load, parse_cidr};
+
+/// A secret value: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Self(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +131,8 @@ pub struct Node {
     pub ips: NodeIps,
     /// `[node.limits]`: rate limits and bans.
     pub limits: Limits,
+    /// Where connectors dial in, if anywhere.
+    pub tunnel: Option<TunnelNode>,
 }
 
 /// Where JSON log lines go.
@@ -210,6 +233,10 @@ pub struct Instance {
     pub policy: InstancePolicy,
     /// `[instance.ips]`: mode, threshold, disabled rules, exclusions.
     pub ips: rpaas_ips::Settings,
+    /// What this instance's connectors authenticate with.
+    pub connector_secret: Option<Secret>,
+    pub udp: Vec<UdpRelay>,
+    pub tcp: Vec<TcpRelay>,
     pub id: String,
     /// Lowercase FQDNs; each belongs to exactly one instance.
     pub hostnames: Vec<String>,

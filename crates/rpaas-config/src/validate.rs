@@ -29,6 +29,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     v.node_policy(path, &file.node, &mut node);
     node.ips = v.node_ips(path, &file.node.ips);
     node.limits = v.limits(path, &file.node.limits);
+    node.tunnel = v.tunnel_node(path, &file.node);
     let rule_ids: std::collections::HashSet<u32> = node.ips.rules.iter().map(|r| r.id).collect();
     let listeners: Vec<Listener> = file
         .listener
@@ -109,6 +110,29 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
                     format!("listener[{i}].default_host"),
                     format!("{h:?} is not a hostname of any instance"),
                 );
+            }
+        }
+    }
+    let mut relay_listen: HashMap<(bool, std::net::SocketAddr), String> = HashMap::new();
+    for inst in &instances {
+        let udp = inst.udp.iter().map(|u| (true, u.listen));
+        let tcp = inst.tcp.iter().map(|t| (false, t.listen));
+        for (is_udp, a) in udp.chain(tcp) {
+            if a.port() == 0 {
+                continue;
+            }
+            if let Some(prev) = relay_listen.insert((is_udp, a), inst.id.clone()) {
+                v.err(
+                    &inst.source,
+                    inst.key(if is_udp { "udp" } else { "tcp" }),
+                    format!("{a} is already a relay of instance {prev:?}"),
+                );
+            }
+            if !is_udp && listeners.iter().any(|l| l.address == a) {
+                v.err(&inst.source, inst.key("tcp"), format!("{a} is also an HTTPS [[listener]]"));
+            }
+            if is_udp && node.tunnel.as_ref().is_some_and(|t| t.address == a) {
+                v.err(&inst.source, inst.key("udp"), format!("{a} is also the node's tunnel address"));
             }
         }
     }
@@ -329,6 +353,7 @@ impl Validator {
                 body_limit: 65536,
                 response_limit: 65536,
             },
+            tunnel: None,
             limits: crate::ips::Limits {
                 login: None,
                 classes: Vec::new(),
@@ -582,12 +607,16 @@ impl Validator {
         };
         let policy = self.instance_policy(file, &key, f, node);
         let ips = self.instance_ips(file, &key, &f.ips, rule_ids);
+        let (connector_secret, udp, tcp) = self.relays(file, &key, f, node.tunnel.as_ref());
         if self.errors.len() > before {
             return None;
         }
         Some(Instance {
             policy,
             ips,
+            connector_secret,
+            udp,
+            tcp,
             id,
             hostnames,
             cert,

@@ -26,6 +26,15 @@ impl ServeHttp for Admin {
                     "generation": snap.generation,
                     "instances": snap.instances.iter().map(|i| i.cfg.id.clone()).collect::<Vec<_>>(),
                     "open_connections": crate::open_connections(&self.shared),
+                    "tunnels": snap
+                        .instances
+                        .iter()
+                        .filter(|i| i.cfg.connector_secret.is_some())
+                        .map(|i| {
+                            let n = self.shared.tunnels.count(&i.cfg.id);
+                            (i.cfg.id.clone(), serde_json::json!({"connectors": n, "up": n > 0}))
+                        })
+                        .collect::<serde_json::Map<_, _>>(),
                 });
                 (200, "application/json", body.to_string().into_bytes())
             }

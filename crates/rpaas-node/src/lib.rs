@@ -15,9 +15,11 @@ mod ips;
 mod logging;
 mod metrics;
 mod proxy;
+mod relay;
 mod scrub;
 mod snapshot;
 mod tls;
+mod tunnel;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,8 @@ pub struct Shared {
     /// Rate buckets and bans: process-wide, so they survive reloads.
     pub limiter: rpaas_ips::limits::Limiter,
     pub bans: rpaas_ips::limits::Bans,
+    /// Live connectors and UDP flows.
+    pub tunnels: tunnel::Tunnels,
     config_path: PathBuf,
     reload_lock: Mutex<()>,
 }
@@ -75,6 +79,12 @@ pub fn check(path: &Path) -> Result<CheckSummary, ConfigErrors> {
     for (i, l) in snap.config.listeners.iter().enumerate() {
         tls::acceptor(l, i, shared.clone()).map_err(|e| {
             rpaas_config::ConfigError::new(path, format!("listener[{i}].tls"), e.to_string())
+        })?;
+    }
+    if let Some(t) = &snap.config.node.tunnel {
+        tunnel_server_config(path, t).map_err(|e| match e {
+            StartError::Config(c) => c,
+            other => rpaas_config::ConfigError::new(path, "node.tunnel", other.to_string()).into(),
         })?;
     }
     Ok(CheckSummary {
@@ -133,10 +143,26 @@ pub fn serve(path: &Path) -> Result<(), StartError> {
         None => None,
     };
 
+    let relays = bind_relays(path, &snap)?;
+    let tunnel = match &snap.config.node.tunnel {
+        Some(t) => {
+            let server = tunnel_server_config(path, t)?;
+            let sock = std::net::UdpSocket::bind(t.address).map_err(|source| StartError::Bind {
+                file: path.to_path_buf(),
+                key: "node.tunnel".into(),
+                addr: t.address,
+                source,
+            })?;
+            Some((sock, server))
+        }
+        None => None,
+    };
+
     let metrics = Metrics::new().map_err(|e| StartError::Internal(e.to_string()))?;
     let tracked = snap.config.node.limits.max_tracked;
     let shared = Arc::new(Shared {
         limiter: rpaas_ips::limits::Limiter::new(tracked),
+        tunnels: tunnel::Tunnels::default(),
         bans: rpaas_ips::limits::Bans::new(tracked),
         snapshot: Arc::new(ArcSwap::from_pointee(snap)),
         metrics,
@@ -153,7 +179,56 @@ pub fn serve(path: &Path) -> Result<(), StartError> {
         .thread_name("rpaas-worker")
         .build()
         .map_err(|e| StartError::Internal(e.to_string()))?;
-    rt.block_on(run(shared, listeners, admin))
+    rt.block_on(run(shared, listeners, admin, relays, tunnel))
+}
+
+/// Relay sockets bound at start: (instance id, index, socket).
+struct Relays {
+    udp: Vec<(String, usize, std::net::UdpSocket)>,
+    tcp: Vec<(String, usize, std::net::TcpListener)>,
+}
+
+fn bind_relays(path: &Path, snap: &Snapshot) -> Result<Relays, StartError> {
+    let mut r = Relays {
+        udp: Vec::new(),
+        tcp: Vec::new(),
+    };
+    for inst in &snap.instances {
+        for (i, u) in inst.cfg.udp.iter().enumerate() {
+            let s = std::net::UdpSocket::bind(u.listen)
+                .and_then(|s| s.set_nonblocking(true).map(|_| s))
+                .map_err(|source| StartError::Bind {
+                    file: inst.cfg.source.clone(),
+                    key: inst.cfg.key(&format!("udp[{i}].listen")),
+                    addr: u.listen,
+                    source,
+                })?;
+            r.udp.push((inst.cfg.id.clone(), i, s));
+        }
+        for (i, t) in inst.cfg.tcp.iter().enumerate() {
+            let l = bind(t.listen).map_err(|source| StartError::Bind {
+                file: inst.cfg.source.clone(),
+                key: inst.cfg.key(&format!("tcp[{i}].listen")),
+                addr: t.listen,
+                source,
+            })?;
+            r.tcp.push((inst.cfg.id.clone(), i, l));
+        }
+    }
+    let _ = path;
+    Ok(r)
+}
+
+fn tunnel_server_config(
+    path: &Path,
+    t: &rpaas_config::TunnelNode,
+) -> Result<rpaas_tunnel::quinn::ServerConfig, StartError> {
+    let err = |key: &str, reason: String| {
+        StartError::Config(rpaas_config::ConfigError::new(path, key, reason).into())
+    };
+    let chain = rpaas_tunnel::tls::load_certs(&t.cert).map_err(|e| err("node.tunnel_cert", e.to_string()))?;
+    let key = rpaas_tunnel::tls::load_key(&t.key).map_err(|e| err("node.tunnel_key", e.to_string()))?;
+    rpaas_tunnel::tls::server_config(chain, key).map_err(|e| err("node.tunnel_cert", e.to_string()))
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -166,6 +241,8 @@ async fn run(
     shared: Arc<Shared>,
     listeners: Vec<std::net::TcpListener>,
     admin: Option<std::net::TcpListener>,
+    relays: Relays,
+    tunnel: Option<(std::net::UdpSocket, rpaas_tunnel::quinn::ServerConfig)>,
 ) -> Result<(), StartError> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let snap = shared.snapshot.load_full();
@@ -234,6 +311,51 @@ async fn run(
             shutdown_rx.clone(),
         )));
     }
+    let mut endpoint = None;
+    if let Some((sock, server)) = tunnel {
+        let runtime = Arc::new(rpaas_tunnel::quinn::TokioRuntime);
+        let ep = rpaas_tunnel::quinn::Endpoint::new(Default::default(), Some(server), sock, runtime)
+            .map_err(|e| StartError::Internal(format!("tunnel: {e}")))?;
+        let local = ep.local_addr().map_err(|e| StartError::Internal(e.to_string()))?;
+        tracing::info!(target: "rpaas::node", event = "listening", listener = "tunnel", address = %local, "tunnel listening");
+        tasks.push(tokio::spawn(tunnel::serve(shared.clone(), ep.clone())));
+        endpoint = Some(ep);
+    }
+    for (key, (instance, index, sock)) in relays.udp.into_iter().enumerate() {
+        let sock = tokio::net::UdpSocket::from_std(sock).map_err(|e| StartError::Internal(e.to_string()))?;
+        let local = sock.local_addr().map_err(|e| StartError::Internal(e.to_string()))?;
+        tracing::info!(target: "rpaas::node", event = "listening", listener = "udp", instance = %instance, index, address = %local, "udp relay listening");
+        tasks.push(tokio::spawn(relay::serve_udp(shared.clone(), instance, index, key, Arc::new(sock))));
+    }
+    for (instance, index, l) in relays.tcp {
+        let l = tokio::net::TcpListener::from_std(l).map_err(|e| StartError::Internal(e.to_string()))?;
+        let local = l.local_addr().map_err(|e| StartError::Internal(e.to_string()))?;
+        tracing::info!(target: "rpaas::node", event = "listening", listener = "tcp", instance = %instance, index, address = %local, "tcp relay listening");
+        tasks.push(tokio::spawn(relay::serve_tcp(shared.clone(), instance, index, l)));
+    }
+    {
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                let idle = shared
+                    .snapshot
+                    .load()
+                    .config
+                    .node
+                    .tunnel
+                    .as_ref()
+                    .map_or(std::time::Duration::from_secs(120), |t| t.flow_idle);
+                let per = shared.tunnels.sweep(idle);
+                let snap = shared.snapshot.load();
+                for i in &snap.instances {
+                    let n = per.get(&i.cfg.id).copied().unwrap_or(0);
+                    crate::metrics::set(&shared.metrics.udp_flows, &[i.cfg.id.as_str()], n as i64);
+                }
+            }
+        }));
+    }
     tracing::info!(
         target: "rpaas::node",
         event = "started",
@@ -263,6 +385,9 @@ async fn run(
         }
     })
     .await;
+    if let Some(ep) = endpoint {
+        ep.close(rpaas_tunnel::quinn::VarInt::from_u32(0), b"node stopping");
+    }
     for t in tasks {
         t.abort();
     }
@@ -343,6 +468,20 @@ fn listeners_unchanged(old: &Config, new: &Config) -> Result<(), String> {
     if shape(old) != shape(new) {
         return Err(format!(
             "{}: listener: adding, removing or changing a listener's address, tls or http2 needs a restart",
+            new.source.display()
+        ));
+    }
+    let relays = |c: &Config| {
+        let mut v: Vec<(String, bool, std::net::SocketAddr)> = Vec::new();
+        for i in &c.instances {
+            v.extend(i.udp.iter().map(|u| (i.id.clone(), true, u.listen)));
+            v.extend(i.tcp.iter().map(|t| (i.id.clone(), false, t.listen)));
+        }
+        (c.node.tunnel.clone(), v)
+    };
+    if relays(old) != relays(new) {
+        return Err(format!(
+            "{}: node.tunnel/instance udp/tcp: changing the tunnel or a relay's listen address needs a restart",
             new.source.display()
         ));
     }

@@ -22,6 +22,13 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     pub bans: IntCounterVec,
     pub banned_clients: IntGauge,
+    pub tunnel_connectors: IntGaugeVec,
+    pub tunnel_refused: IntCounterVec,
+    pub udp_datagrams: IntCounterVec,
+    pub udp_bytes: IntCounterVec,
+    pub udp_drops: IntCounterVec,
+    pub udp_flows: IntGaugeVec,
+    pub tcp_relays: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -107,6 +114,41 @@ impl Metrics {
             &["instance"],
         )?;
         let banned_clients = IntGauge::new("banned_clients", "Clients banned right now")?;
+        let tunnel_connectors = IntGaugeVec::new(
+            Opts::new("tunnel_connectors", "Live connector connections per instance"),
+            &["instance"],
+        )?;
+        let tunnel_refused = IntCounterVec::new(
+            Opts::new("tunnel_refused_total", "Connector connections refused, by reason"),
+            &["reason"],
+        )?;
+        let udp_datagrams = IntCounterVec::new(
+            Opts::new("udp_datagrams_total", "Relayed UDP datagrams by instance and direction"),
+            &["instance", "direction"],
+        )?;
+        let udp_bytes = IntCounterVec::new(
+            Opts::new("udp_bytes_total", "Relayed UDP payload bytes by instance and direction"),
+            &["instance", "direction"],
+        )?;
+        let udp_drops = IntCounterVec::new(
+            Opts::new("udp_drops_total", "UDP datagrams dropped, by instance and reason"),
+            &["instance", "reason"],
+        )?;
+        let udp_flows = IntGaugeVec::new(
+            Opts::new("udp_flows", "Live UDP flows (agent addresses) per instance"),
+            &["instance"],
+        )?;
+        let tcp_relays = IntCounterVec::new(
+            Opts::new("tcp_relay_connections_total", "Relayed TCP connections by instance and outcome"),
+            &["instance", "outcome"],
+        )?;
+        registry.register(Box::new(tunnel_connectors.clone()))?;
+        registry.register(Box::new(tunnel_refused.clone()))?;
+        registry.register(Box::new(udp_datagrams.clone()))?;
+        registry.register(Box::new(udp_bytes.clone()))?;
+        registry.register(Box::new(udp_drops.clone()))?;
+        registry.register(Box::new(udp_flows.clone()))?;
+        registry.register(Box::new(tcp_relays.clone()))?;
         registry.register(Box::new(ips_matches.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(bans.clone()))?;
@@ -137,6 +179,13 @@ impl Metrics {
             rate_limited,
             bans,
             banned_clients,
+            tunnel_connectors,
+            tunnel_refused,
+            udp_datagrams,
+            udp_bytes,
+            udp_drops,
+            udp_flows,
+            tcp_relays,
         })
     }
 
@@ -154,6 +203,12 @@ impl Metrics {
 pub fn inc(c: &IntCounterVec, labels: &[&str]) {
     if let Ok(m) = c.get_metric_with_label_values(labels) {
         m.inc();
+    }
+}
+
+pub fn inc_by(c: &IntCounterVec, labels: &[&str], v: u64) {
+    if let Ok(m) = c.get_metric_with_label_values(labels) {
+        m.inc_by(v);
     }
 }
 

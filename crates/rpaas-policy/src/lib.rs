@@ -594,5 +594,40 @@ pub fn decide(policy: &InstancePolicy, geo: Option<&GeoDb>, req: &RequestView<'_
     d
 }
 
+/// The address-only part of the decision, for traffic with no HTTP request (UDP heartbeats,
+/// TCP relays): deny lists, the given access level, and GeoIP (skipped for trusted networks)
+/// with the countries of `class`.
+pub fn admit_ip(
+    policy: &InstancePolicy,
+    geo: Option<&GeoDb>,
+    ip: IpAddr,
+    class: TrafficClass,
+    access: Access,
+) -> Result<(), Reason> {
+    if policy.deny.contains(ip) {
+        return Err(Reason::DenyList);
+    }
+    let trusted = policy.is_trusted(ip);
+    match access {
+        Access::Deny => return Err(Reason::Acl(class)),
+        Access::Trusted if !trusted => return Err(Reason::Acl(class)),
+        _ => {}
+    }
+    if trusted {
+        return Ok(());
+    }
+    let cp = policy.class_policy(class);
+    let countries = cp.countries.as_ref().unwrap_or(&policy.countries);
+    if countries.is_empty() {
+        return Ok(());
+    }
+    match geo.and_then(|g| g.country(ip)) {
+        None if policy.unknown_country == UnknownCountry::Deny => Err(Reason::GeoUnknown),
+        None => Ok(()),
+        Some(cc) if !countries.contains(&cc) => Err(Reason::Geo(cc)),
+        Some(_) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests;

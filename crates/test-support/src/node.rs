@@ -15,6 +15,10 @@ pub struct Node {
     /// Bound address of each `[[listener]]`, in config order.
     pub listeners: Vec<SocketAddr>,
     pub admin: Option<SocketAddr>,
+    /// The connector tunnel's UDP address, if configured.
+    pub tunnel: Option<SocketAddr>,
+    /// Relay sockets: (`"udp"`/`"tcp"`, instance id, index, address).
+    pub relays: Vec<(String, String, usize, SocketAddr)>,
     pub logs: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
@@ -62,6 +66,8 @@ impl Node {
             config: path,
             listeners: Vec::new(),
             admin: None,
+            tunnel: None,
+            relays: Vec::new(),
             logs,
         };
         node.wait_log(Duration::from_secs(30), |v| v["event"] == "started")
@@ -77,13 +83,28 @@ impl Node {
                 .as_str()
                 .and_then(|a| a.parse().ok())
                 .expect("listening address");
-            if v["listener"] == "admin" {
-                node.admin = Some(addr);
-            } else {
-                node.listeners.push(addr);
+            match v["listener"].as_str() {
+                Some("admin") => node.admin = Some(addr),
+                Some("tunnel") => node.tunnel = Some(addr),
+                Some(kind @ ("udp" | "tcp")) => node.relays.push((
+                    kind.to_string(),
+                    v["instance"].as_str().unwrap_or_default().to_string(),
+                    v["index"].as_u64().unwrap_or(0) as usize,
+                    addr,
+                )),
+                _ => node.listeners.push(addr),
             }
         }
         node
+    }
+
+    /// The address of a relay.
+    pub fn relay(&self, kind: &str, instance: &str, index: usize) -> SocketAddr {
+        self.relays
+            .iter()
+            .find(|(k, i, n, _)| k == kind && i == instance && *n == index)
+            .map(|r| r.3)
+            .unwrap_or_else(|| panic!("no {kind} relay {instance}[{index}]: {:?}", self.relays))
     }
 
     /// Waits for a log line matching `pred`; returns it.

@@ -1,0 +1,113 @@
+//! `connector.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use rpaas_tunnel::tls::{load_certs, Trust};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    node: Option<String>,
+    server_name: Option<String>,
+    node_cert: Option<String>,
+    node_ca: Option<String>,
+    instance: Option<String>,
+    secret: Option<String>,
+    secret_file: Option<String>,
+    #[serde(default)]
+    allow: Vec<String>,
+    flow_idle_seconds: Option<u64>,
+}
+
+/// A validated connector configuration.
+#[derive(Clone)]
+pub struct Config {
+    /// `host:port` of the node's tunnel.
+    pub node: String,
+    pub server_name: String,
+    pub trust: Trust,
+    pub instance: String,
+    pub secret: String,
+    /// The only local targets the node may ask for.
+    pub allow: Vec<SocketAddr>,
+    pub flow_idle: std::time::Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("node", &self.node)
+            .field("instance", &self.instance)
+            .field("allow", &self.allow)
+            .finish_non_exhaustive()
+    }
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Loads and checks `path`; errors read `file: key: reason`.
+pub fn load(path: &Path) -> Result<Config, String> {
+    let f = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{f}: -: cannot read file: {e}"))?;
+    let file: File = toml::from_str(&text).map_err(|e| format!("{f}: -: {}", e.message()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let node = file.node.ok_or_else(|| format!("{f}: node: is required (host:port of the node's tunnel)"))?;
+    if node.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+        return Err(format!("{f}: node: {node:?} must be host:port"));
+    }
+    let server_name = file
+        .server_name
+        .ok_or_else(|| format!("{f}: server_name: is required (the name in the node's certificate)"))?;
+    let trust = match (file.node_cert, file.node_ca) {
+        (Some(c), None) => {
+            let certs = load_certs(&resolve(base, &c)).map_err(|e| format!("{f}: node_cert: {e}"))?;
+            Trust::Pin(certs[0].clone())
+        }
+        (None, Some(c)) => Trust::Ca(load_certs(&resolve(base, &c)).map_err(|e| format!("{f}: node_ca: {e}"))?),
+        (Some(_), Some(_)) => return Err(format!("{f}: node_cert: set node_cert (a pin) or node_ca, not both")),
+        (None, None) => return Err(format!("{f}: node_cert: set node_cert (pin the node's certificate) or node_ca")),
+    };
+    let instance = file.instance.filter(|i| !i.is_empty()).ok_or_else(|| format!("{f}: instance: is required"))?;
+    let secret = match (file.secret, file.secret_file) {
+        (Some(s), None) if !s.is_empty() => s,
+        (None, Some(p)) => {
+            let p = resolve(base, &p);
+            let s = std::fs::read_to_string(&p).map_err(|e| format!("{f}: secret_file: cannot read {}: {e}", p.display()))?;
+            let s = s.trim_end_matches(['\r', '\n']).to_string();
+            if s.is_empty() {
+                return Err(format!("{f}: secret_file: {} is empty", p.display()));
+            }
+            s
+        }
+        (Some(_), Some(_)) => return Err(format!("{f}: secret: set secret or secret_file, not both")),
+        _ => return Err(format!("{f}: secret: a non-empty secret (or secret_file) is required")),
+    };
+    let mut allow = Vec::new();
+    for (i, a) in file.allow.iter().enumerate() {
+        allow.push(
+            a.parse::<SocketAddr>()
+                .map_err(|_| format!("{f}: allow[{i}]: {a:?} is not an address like 127.0.0.1:75"))?,
+        );
+    }
+    if allow.is_empty() {
+        return Err(format!("{f}: allow: list the local targets the node may reach (e.g. \"127.0.0.1:75\")"));
+    }
+    Ok(Config {
+        node,
+        server_name,
+        trust,
+        instance,
+        secret,
+        allow,
+        flow_idle: std::time::Duration::from_secs(file.flow_idle_seconds.unwrap_or(120).max(1)),
+    })
+}

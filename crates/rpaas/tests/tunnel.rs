@@ -1,0 +1,341 @@
+//! rpaas-connector and the node's UDP/TCP relays end to end on loopback: a fake heartbeat
+//! server behind a real connector process, many simulated agents, kill/restart, denied sources,
+//! wrong secrets, a TCP relay.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const SERVER_NAME: &str = "tunnel.node.example.net";
+const SECRET: &str = "s3cret-connector-key-0001";
+
+fn connector_bin() -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_rpaas")).with_file_name("rpaas-connector");
+    assert!(p.exists(), "{} is missing: build the workspace (cargo build --workspace) first", p.display());
+    p
+}
+
+/// A heartbeat server: answers `ack:<payload>` to whoever sent, and remembers payloads.
+fn heartbeat_server() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = s.local_addr().expect("addr");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let p = String::from_utf8_lossy(&buf[..n]).to_string();
+            if let Ok(mut l) = log.lock() {
+                l.push(p.clone());
+            }
+            let _ = s.send_to(format!("ack:{p}").as_bytes(), from);
+        }
+    });
+    (addr, seen)
+}
+
+fn tcp_echo() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut c = c;
+                let mut buf = [0u8; 16384];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 || c.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+struct Setup {
+    fx: Fixture,
+    node: Node,
+    hb: SocketAddr,
+    seen: Arc<Mutex<Vec<String>>>,
+    echo: SocketAddr,
+    cert: PathBuf,
+}
+
+fn setup(extra_instance: &str, tcp_target: Option<SocketAddr>) -> Setup {
+    let fx = Fixture::new();
+    let tun = fx.ca.write_leaf(fx.path(), "tunnel", &[SERVER_NAME]);
+    let (hb, seen) = heartbeat_server();
+    let echo = tcp_echo();
+    let cfg = format!(
+        r#"
+[node]
+admin = "127.0.0.1:0"
+tunnel = "127.0.0.1:0"
+tunnel_cert = {cert:?}
+tunnel_key = {key:?}
+
+[[listener]]
+address = "127.0.0.1:0"
+
+[[instance]]
+id = "a"
+hostnames = ["{HOST_A}"]
+upstream = "http://127.0.0.1:9"
+connector_secret = "{SECRET}"
+deny = ["127.0.0.2/32"]
+{extra_instance}
+
+[[instance.udp]]
+listen = "127.0.0.1:0"
+target = "{hb}"
+
+[[instance.tcp]]
+listen = "127.0.0.1:0"
+target = "{tcp}"
+access = "open"
+"#,
+        cert = tun.cert,
+        key = tun.key,
+        tcp = tcp_target.unwrap_or(echo),
+    );
+    let node = Node::start(bin(), fx.path(), &cfg);
+    let cert = tun.cert.clone();
+    Setup {
+        fx,
+        node,
+        hb,
+        seen,
+        echo,
+        cert,
+    }
+}
+
+fn start_connector(s: &Setup, secret: &str) -> Child {
+    let cfg = format!(
+        "node = \"{}\"\nserver_name = \"{SERVER_NAME}\"\nnode_cert = {:?}\ninstance = \"a\"\nsecret = \"{secret}\"\nallow = [\"{}\", \"{}\"]\n",
+        s.node.tunnel.expect("tunnel address"),
+        s.cert,
+        s.hb,
+        s.echo
+    );
+    let p = s.fx.path().join("connector.toml");
+    std::fs::write(&p, cfg).expect("write");
+    Command::new(connector_bin())
+        .args(["--config"])
+        .arg(&p)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn connector")
+}
+
+fn wait_connected(node: &Node, n: usize) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        if node.log_count(|v| v["event"] == "connector_connected") >= n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("connector did not connect");
+}
+
+/// Sends one heartbeat from `sock` and waits for its reply.
+fn ping(sock: &UdpSocket, relay: SocketAddr, payload: &str) -> Option<String> {
+    sock.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+    for _ in 0..10 {
+        sock.send_to(payload.as_bytes(), relay).ok()?;
+        let mut buf = [0u8; 2048];
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            return Some(String::from_utf8_lossy(&buf[..n]).to_string());
+        }
+    }
+    None
+}
+
+#[test]
+fn heartbeats_from_many_agents_each_get_their_own_replies() {
+    let s = setup("", None);
+    let mut conn = start_connector(&s, SECRET);
+    wait_connected(&s.node, 1);
+    let relay = s.node.relay("udp", "a", 0);
+    let agents: Vec<UdpSocket> = (0..40).map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind")).collect();
+    for round in 0..3 {
+        for (i, a) in agents.iter().enumerate() {
+            let payload = format!("agent{i}-round{round}");
+            let reply = ping(a, relay, &payload).unwrap_or_else(|| panic!("no reply for {payload}"));
+            assert_eq!(reply, format!("ack:{payload}"), "agent {i} got someone else's reply");
+        }
+    }
+    // Distinct agents were distinct flows on the connector side: the server saw 40 sources.
+    let health = s.node.admin_get("/healthz");
+    assert!(health.contains(r#""a":{"connectors":1,"up":true}"#), "{health}");
+    let metrics = s.node.admin_get("/metrics");
+    assert!(metrics.contains(r#"rpaas_udp_datagrams_total{direction="to_agent",instance="a"}"#), "{metrics}");
+    assert!(metrics.contains(r#"rpaas_tunnel_connectors{instance="a"} 1"#), "{metrics}");
+    let _ = conn.kill();
+}
+
+#[test]
+fn connector_restart_resumes_traffic_and_denied_sources_never_reach_the_server() {
+    let s = setup("", None);
+    let mut conn = start_connector(&s, SECRET);
+    wait_connected(&s.node, 1);
+    let relay = s.node.relay("udp", "a", 0);
+    let agent = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    assert_eq!(ping(&agent, relay, "before").as_deref(), Some("ack:before"));
+
+    // Kill the connector: the node notices (QUIC idle timeout or close) and drops datagrams.
+    conn.kill().expect("kill");
+    let _ = conn.wait();
+    let restarted = Instant::now();
+    let mut conn = start_connector(&s, SECRET);
+    wait_connected(&s.node, 2);
+    let mut resumed = None;
+    for _ in 0..50 {
+        if ping(&agent, relay, "after").as_deref() == Some("ack:after") {
+            resumed = Some(restarted.elapsed());
+            break;
+        }
+    }
+    let took = resumed.expect("traffic resumed");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+
+    // A denied source: its datagrams are dropped at the node.
+    let denied = UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+    assert_eq!(ping(&denied, relay, "denied-1"), None);
+    assert!(!s.seen.lock().map(|l| l.iter().any(|p| p.starts_with("denied"))).unwrap_or(true));
+    let metrics = s.node.admin_get("/metrics");
+    assert!(metrics.contains(r#"rpaas_udp_drops_total{instance="a",reason="policy:deny-list"}"#), "{metrics}");
+    let _ = conn.kill();
+}
+
+#[test]
+fn wrong_secret_is_refused_and_the_connector_exits() {
+    let s = setup("", None);
+    let mut conn = start_connector(&s, "not-the-right-secret-0000");
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = conn.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(Instant::now() < end, "connector did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(3));
+    let mut err = String::new();
+    let _ = conn.stderr.take().map(|mut e| e.read_to_string(&mut err));
+    assert!(err.contains("the node refused this connector: unknown instance or bad secret"), "{err}");
+    assert!(!err.contains("not-the-right-secret"), "secret logged: {err}");
+    let line = s
+        .node
+        .wait_log(Duration::from_secs(5), |v| v["event"] == "connector_refused")
+        .expect("refusal logged");
+    assert!(!line.to_string().contains("not-the-right-secret"));
+}
+
+#[test]
+fn tcp_relay_carries_a_bidirectional_stream() {
+    let s = setup("", None);
+    let mut conn = start_connector(&s, SECRET);
+    wait_connected(&s.node, 1);
+    let relay = s.node.relay("tcp", "a", 0);
+    let mut c = std::net::TcpStream::connect(relay).expect("connect relay");
+    c.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let writer = {
+        let mut w = c.try_clone().expect("clone");
+        let data = data.clone();
+        std::thread::spawn(move || w.write_all(&data))
+    };
+    let mut back = vec![0u8; data.len()];
+    c.read_exact(&mut back).expect("echo back");
+    writer.join().expect("writer").expect("write");
+    assert!(back == data, "stream corrupted");
+    let _ = conn.kill();
+}
+
+#[test]
+fn connector_refuses_targets_outside_its_allow_list() {
+    // The node asks for a TCP target the connector does not allow.
+    let other = tcp_echo();
+    let s = setup("", Some(other));
+    let mut conn = start_connector(&s, SECRET);
+    wait_connected(&s.node, 1);
+    let relay = s.node.relay("tcp", "a", 0);
+    let mut c = std::net::TcpStream::connect(relay).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let _ = c.write_all(b"hello");
+    let mut buf = [0u8; 16];
+    let n = c.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the relay must close, not echo");
+    assert!(s
+        .node
+        .wait_log(Duration::from_secs(5), |v| v["outcome"] == "connector_not_allowed")
+        .is_some());
+    let _ = conn.kill();
+}
+
+/// Bounded load: datagrams/s through the tunnel and the loss at that rate.
+/// `cargo test --release -p rpaas --test tunnel -- --ignored --nocapture udp_throughput`
+#[test]
+#[ignore]
+fn udp_throughput() {
+    let s = setup("", None);
+    let mut conn = start_connector(&s, SECRET);
+    wait_connected(&s.node, 1);
+    let relay = s.node.relay("udp", "a", 0);
+    let agents: Vec<Arc<UdpSocket>> = (0..8).map(|_| Arc::new(UdpSocket::bind("127.0.0.1:0").expect("bind"))).collect();
+    for a in &agents {
+        assert!(ping(a, relay, "warm").is_some());
+    }
+    let per_agent: u64 = std::env::var("RPAAS_UDP_N").ok().and_then(|v| v.parse().ok()).unwrap_or(40_000);
+    let rate: u64 = std::env::var("RPAAS_UDP_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(60_000);
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let readers: Vec<_> = agents
+        .iter()
+        .map(|a| {
+            let a = a.clone();
+            let received = received.clone();
+            std::thread::spawn(move || {
+                a.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+                let mut buf = [0u8; 256];
+                while a.recv_from(&mut buf).is_ok() {
+                    received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let total = per_agent * agents.len() as u64;
+    let start = Instant::now();
+    let payload = [b'h'; 64];
+    for i in 0..total {
+        let a = &agents[(i % agents.len() as u64) as usize];
+        let _ = a.send_to(&payload, relay);
+        // Pace to `rate` datagrams/s.
+        let due = Duration::from_secs_f64(i as f64 / rate as f64);
+        while start.elapsed() < due {
+            std::hint::spin_loop();
+        }
+    }
+    let sent_in = start.elapsed();
+    for r in readers {
+        let _ = r.join();
+    }
+    let got = received.load(std::sync::atomic::Ordering::Relaxed);
+    let loss = 100.0 * (total - got.min(total)) as f64 / total as f64;
+    println!(
+        "UDP tunnel: sent {total} datagrams in {:.2}s ({:.0}/s offered), {got} replies back, loss {loss:.2}%",
+        sent_in.as_secs_f64(),
+        total as f64 / sent_in.as_secs_f64()
+    );
+    let _ = conn.kill();
+}
