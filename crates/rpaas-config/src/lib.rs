@@ -21,9 +21,9 @@ use std::time::Duration;
 
 pub use ipnet::IpNet;
 pub use ips::{BanAction, Limits, NodeIps};
-pub use tunnel::{TcpRelay, TunnelNode, UdpRelay, Via};
 pub use rpaas_geoip::CountryCode;
 pub use rpaas_policy::{InstancePolicy, UnknownCountry};
+pub use tunnel::{TcpRelay, TunnelNode, UdpRelay, Via};
 pub use validate::{load, parse_cidr};
 
 /// A secret value: never printed by `Debug`.

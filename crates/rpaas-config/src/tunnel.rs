@@ -70,7 +70,11 @@ impl Validator {
             Some(s) => match s.parse() {
                 Ok(a) => Some(a),
                 Err(_) => {
-                    self.err(file, key, format!("{s:?} is not an address like 0.0.0.0:75"));
+                    self.err(
+                        file,
+                        key,
+                        format!("{s:?} is not an address like 0.0.0.0:75"),
+                    );
                     None
                 }
             },
@@ -91,7 +95,11 @@ impl Validator {
         let address = match &n.tunnel {
             None => {
                 if n.tunnel_cert.is_some() || n.tunnel_key.is_some() {
-                    self.err(file, "node.tunnel", "tunnel_cert/tunnel_key are set but tunnel (the UDP address) is not");
+                    self.err(
+                        file,
+                        "node.tunnel",
+                        "tunnel_cert/tunnel_key are set but tunnel (the UDP address) is not",
+                    );
                 }
                 return None;
             }
@@ -100,13 +108,21 @@ impl Validator {
         let mut path = |key: &str, v: &Option<String>| -> Option<PathBuf> {
             match v {
                 None => {
-                    self.err(file, format!("node.{key}"), "is required when node.tunnel is set");
+                    self.err(
+                        file,
+                        format!("node.{key}"),
+                        "is required when node.tunnel is set",
+                    );
                     None
                 }
                 Some(p) => {
                     let p = self.resolve(p);
                     if !p.is_file() {
-                        self.err(file, format!("node.{key}"), format!("file {} does not exist", p.display()));
+                        self.err(
+                            file,
+                            format!("node.{key}"),
+                            format!("file {} does not exist", p.display()),
+                        );
                     }
                     Some(p)
                 }
@@ -118,7 +134,11 @@ impl Validator {
             None => 4,
             Some(v) if (1..=64).contains(&v) => v as usize,
             Some(v) => {
-                self.err(file, "node.tunnel_max_connectors", format!("{v} is out of range 1..=64"));
+                self.err(
+                    file,
+                    "node.tunnel_max_connectors",
+                    format!("{v} is out of range 1..=64"),
+                );
                 4
             }
         };
@@ -126,11 +146,20 @@ impl Validator {
             None => 100_000,
             Some(v) if (16..=10_000_000).contains(&v) => v as usize,
             Some(v) => {
-                self.err(file, "node.udp_max_flows", format!("{v} is out of range 16..=10000000"));
+                self.err(
+                    file,
+                    "node.udp_max_flows",
+                    format!("{v} is out of range 16..=10000000"),
+                );
                 100_000
             }
         };
-        let flow_idle = self.duration(file, "node.udp_flow_idle", &n.udp_flow_idle, Duration::from_secs(120));
+        let flow_idle = self.duration(
+            file,
+            "node.udp_flow_idle",
+            &n.udp_flow_idle,
+            Duration::from_secs(120),
+        );
         Some(TunnelNode {
             address,
             cert: cert?,
@@ -151,7 +180,11 @@ impl Validator {
         let secret = match (&f.connector_secret, &f.connector_secret_file) {
             (Some(s), None) => {
                 if s.len() < 16 {
-                    self.err(file, format!("{key}.connector_secret"), "use at least 16 characters");
+                    self.err(
+                        file,
+                        format!("{key}.connector_secret"),
+                        "use at least 16 characters",
+                    );
                 }
                 Some(s.clone())
             }
@@ -161,18 +194,30 @@ impl Validator {
                     Ok(s) => {
                         let s = s.trim_end_matches(['\r', '\n']).to_string();
                         if s.len() < 16 {
-                            self.err(file, format!("{key}.connector_secret_file"), "the secret needs at least 16 characters");
+                            self.err(
+                                file,
+                                format!("{key}.connector_secret_file"),
+                                "the secret needs at least 16 characters",
+                            );
                         }
                         Some(s)
                     }
                     Err(e) => {
-                        self.err(file, format!("{key}.connector_secret_file"), format!("cannot read {}: {e}", p.display()));
+                        self.err(
+                            file,
+                            format!("{key}.connector_secret_file"),
+                            format!("cannot read {}: {e}", p.display()),
+                        );
                         None
                     }
                 }
             }
             (Some(_), Some(_)) => {
-                self.err(file, format!("{key}.connector_secret"), "set connector_secret or connector_secret_file, not both");
+                self.err(
+                    file,
+                    format!("{key}.connector_secret"),
+                    "set connector_secret or connector_secret_file, not both",
+                );
                 None
             }
             (None, None) => None,
@@ -200,7 +245,11 @@ impl Validator {
             let access = match t.access.as_deref() {
                 None => Access::Trusted,
                 Some(a) => Access::parse(a).unwrap_or_else(|| {
-                    self.err(file, format!("{k}.access"), format!("{a:?} must be \"open\", \"trusted\" or \"deny\""));
+                    self.err(
+                        file,
+                        format!("{k}.access"),
+                        format!("{a:?} must be \"open\", \"trusted\" or \"deny\""),
+                    );
                     Access::Deny
                 }),
             };
@@ -208,7 +257,11 @@ impl Validator {
                 None | Some("tunnel") => Via::Tunnel,
                 Some("direct") => Via::Direct,
                 Some(v) => {
-                    self.err(file, format!("{k}.via"), format!("{v:?} must be \"tunnel\" or \"direct\""));
+                    self.err(
+                        file,
+                        format!("{k}.via"),
+                        format!("{v:?} must be \"tunnel\" or \"direct\""),
+                    );
                     Via::Tunnel
                 }
             };
@@ -223,10 +276,18 @@ impl Validator {
         }
         let needs_tunnel = !udp.is_empty() || tcp.iter().any(|t| t.via == Via::Tunnel);
         if needs_tunnel && tunnel.is_none() {
-            self.err(file, format!("{key}.udp"), "relays through the tunnel need [node] tunnel, tunnel_cert and tunnel_key");
+            self.err(
+                file,
+                format!("{key}.udp"),
+                "relays through the tunnel need [node] tunnel, tunnel_cert and tunnel_key",
+            );
         }
         if needs_tunnel && secret.is_none() {
-            self.err(file, format!("{key}.connector_secret"), "relays through the tunnel need a connector_secret (or connector_secret_file)");
+            self.err(
+                file,
+                format!("{key}.connector_secret"),
+                "relays through the tunnel need a connector_secret (or connector_secret_file)",
+            );
         }
         (secret.map(crate::Secret::new), udp, tcp)
     }

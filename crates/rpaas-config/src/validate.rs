@@ -129,10 +129,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
                 );
             }
             if !is_udp && listeners.iter().any(|l| l.address == a) {
-                v.err(&inst.source, inst.key("tcp"), format!("{a} is also an HTTPS [[listener]]"));
+                v.err(
+                    &inst.source,
+                    inst.key("tcp"),
+                    format!("{a} is also an HTTPS [[listener]]"),
+                );
             }
             if is_udp && node.tunnel.as_ref().is_some_and(|t| t.address == a) {
-                v.err(&inst.source, inst.key("udp"), format!("{a} is also the node's tunnel address"));
+                v.err(
+                    &inst.source,
+                    inst.key("udp"),
+                    format!("{a} is also the node's tunnel address"),
+                );
             }
         }
     }

@@ -57,49 +57,80 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
 /// Loads and checks `path`; errors read `file: key: reason`.
 pub fn load(path: &Path) -> Result<Config, String> {
     let f = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{f}: -: cannot read file: {e}"))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{f}: -: cannot read file: {e}"))?;
     let file: File = toml::from_str(&text).map_err(|e| format!("{f}: -: {}", e.message()))?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let node = file.node.ok_or_else(|| format!("{f}: node: is required (host:port of the node's tunnel)"))?;
-    if node.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+    let node = file
+        .node
+        .ok_or_else(|| format!("{f}: node: is required (host:port of the node's tunnel)"))?;
+    if node
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .is_none()
+    {
         return Err(format!("{f}: node: {node:?} must be host:port"));
     }
-    let server_name = file
-        .server_name
-        .ok_or_else(|| format!("{f}: server_name: is required (the name in the node's certificate)"))?;
+    let server_name = file.server_name.ok_or_else(|| {
+        format!("{f}: server_name: is required (the name in the node's certificate)")
+    })?;
     let trust = match (file.node_cert, file.node_ca) {
         (Some(c), None) => {
-            let certs = load_certs(&resolve(base, &c)).map_err(|e| format!("{f}: node_cert: {e}"))?;
+            let certs =
+                load_certs(&resolve(base, &c)).map_err(|e| format!("{f}: node_cert: {e}"))?;
             Trust::Pin(certs[0].clone())
         }
-        (None, Some(c)) => Trust::Ca(load_certs(&resolve(base, &c)).map_err(|e| format!("{f}: node_ca: {e}"))?),
-        (Some(_), Some(_)) => return Err(format!("{f}: node_cert: set node_cert (a pin) or node_ca, not both")),
-        (None, None) => return Err(format!("{f}: node_cert: set node_cert (pin the node's certificate) or node_ca")),
+        (None, Some(c)) => {
+            Trust::Ca(load_certs(&resolve(base, &c)).map_err(|e| format!("{f}: node_ca: {e}"))?)
+        }
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "{f}: node_cert: set node_cert (a pin) or node_ca, not both"
+            ))
+        }
+        (None, None) => {
+            return Err(format!(
+                "{f}: node_cert: set node_cert (pin the node's certificate) or node_ca"
+            ))
+        }
     };
-    let instance = file.instance.filter(|i| !i.is_empty()).ok_or_else(|| format!("{f}: instance: is required"))?;
+    let instance = file
+        .instance
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| format!("{f}: instance: is required"))?;
     let secret = match (file.secret, file.secret_file) {
         (Some(s), None) if !s.is_empty() => s,
         (None, Some(p)) => {
             let p = resolve(base, &p);
-            let s = std::fs::read_to_string(&p).map_err(|e| format!("{f}: secret_file: cannot read {}: {e}", p.display()))?;
+            let s = std::fs::read_to_string(&p)
+                .map_err(|e| format!("{f}: secret_file: cannot read {}: {e}", p.display()))?;
             let s = s.trim_end_matches(['\r', '\n']).to_string();
             if s.is_empty() {
                 return Err(format!("{f}: secret_file: {} is empty", p.display()));
             }
             s
         }
-        (Some(_), Some(_)) => return Err(format!("{f}: secret: set secret or secret_file, not both")),
-        _ => return Err(format!("{f}: secret: a non-empty secret (or secret_file) is required")),
+        (Some(_), Some(_)) => {
+            return Err(format!("{f}: secret: set secret or secret_file, not both"))
+        }
+        _ => {
+            return Err(format!(
+                "{f}: secret: a non-empty secret (or secret_file) is required"
+            ))
+        }
     };
     let mut allow = Vec::new();
     for (i, a) in file.allow.iter().enumerate() {
         allow.push(
-            a.parse::<SocketAddr>()
-                .map_err(|_| format!("{f}: allow[{i}]: {a:?} is not an address like 127.0.0.1:75"))?,
+            a.parse::<SocketAddr>().map_err(|_| {
+                format!("{f}: allow[{i}]: {a:?} is not an address like 127.0.0.1:75")
+            })?,
         );
     }
     if allow.is_empty() {
-        return Err(format!("{f}: allow: list the local targets the node may reach (e.g. \"127.0.0.1:75\")"));
+        return Err(format!(
+            "{f}: allow: list the local targets the node may reach (e.g. \"127.0.0.1:75\")"
+        ));
     }
     Ok(Config {
         node,

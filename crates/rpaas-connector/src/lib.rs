@@ -66,11 +66,15 @@ impl Backoff {
 
 /// Runs until a fatal error.
 pub async fn run(cfg: Config) -> Result<(), Fatal> {
-    let client = rpaas_tunnel::tls::client_config(cfg.trust.clone()).map_err(|e| Fatal::Setup(e.to_string()))?;
-    let bind: SocketAddr = "[::]:0".parse().map_err(|_| Fatal::Setup("bind address".into()))?;
+    let client = rpaas_tunnel::tls::client_config(cfg.trust.clone())
+        .map_err(|e| Fatal::Setup(e.to_string()))?;
+    let bind: SocketAddr = "[::]:0"
+        .parse()
+        .map_err(|_| Fatal::Setup("bind address".into()))?;
     let mut endpoint = match quinn::Endpoint::client(bind) {
         Ok(e) => e,
-        Err(_) => quinn::Endpoint::client(SocketAddr::from(([0, 0, 0, 0], 0))).map_err(|e| Fatal::Setup(e.to_string()))?,
+        Err(_) => quinn::Endpoint::client(SocketAddr::from(([0, 0, 0, 0], 0)))
+            .map_err(|e| Fatal::Setup(e.to_string()))?,
     };
     endpoint.set_default_client_config(client);
     let cfg = Arc::new(cfg);
@@ -94,7 +98,10 @@ pub async fn run(cfg: Config) -> Result<(), Fatal> {
 }
 
 async fn attempt(endpoint: &quinn::Endpoint, cfg: &Arc<Config>) -> Attempt {
-    let addr = match tokio::net::lookup_host(&cfg.node).await.map(|mut a| a.next()) {
+    let addr = match tokio::net::lookup_host(&cfg.node)
+        .await
+        .map(|mut a| a.next())
+    {
         Ok(Some(a)) => a,
         Ok(None) => return Attempt::Failed(format!("{} resolves to no address", cfg.node)),
         Err(e) => return Attempt::Failed(format!("cannot resolve {}: {e}", cfg.node)),
@@ -115,9 +122,13 @@ async fn attempt(endpoint: &quinn::Endpoint, cfg: &Arc<Config>) -> Attempt {
     };
     let welcome = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        write_msg(&mut send, &hello).await.map_err(|e| e.to_string())?;
+        write_msg(&mut send, &hello)
+            .await
+            .map_err(|e| e.to_string())?;
         let _ = send.finish();
-        read_msg::<_, Welcome>(&mut recv).await.map_err(|e| e.to_string())
+        read_msg::<_, Welcome>(&mut recv)
+            .await
+            .map_err(|e| e.to_string())
     };
     let welcome = match tokio::time::timeout(Duration::from_secs(10), welcome).await {
         Ok(Ok(w)) => w,

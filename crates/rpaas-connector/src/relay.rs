@@ -116,7 +116,11 @@ pub(crate) async fn streams(conn: quinn::Connection, cfg: Arc<Config>) {
     }
 }
 
-async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, cfg: &Config) -> std::io::Result<()> {
+async fn stream(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    cfg: &Config,
+) -> std::io::Result<()> {
     let mut head = [0u8; 19];
     AsyncReadExt::read_exact(&mut recv, &mut head[..1]).await?;
     let len = match head[0] {
@@ -134,7 +138,8 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, cfg: &
         let _ = send.finish();
         return Ok(());
     }
-    let tcp = match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(target)).await {
+    let tcp = match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(target)).await
+    {
         Ok(Ok(s)) => s,
         _ => {
             send.write_all(&[StreamStatus::Failed as u8]).await?;

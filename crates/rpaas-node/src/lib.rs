@@ -226,8 +226,10 @@ fn tunnel_server_config(
     let err = |key: &str, reason: String| {
         StartError::Config(rpaas_config::ConfigError::new(path, key, reason).into())
     };
-    let chain = rpaas_tunnel::tls::load_certs(&t.cert).map_err(|e| err("node.tunnel_cert", e.to_string()))?;
-    let key = rpaas_tunnel::tls::load_key(&t.key).map_err(|e| err("node.tunnel_key", e.to_string()))?;
+    let chain = rpaas_tunnel::tls::load_certs(&t.cert)
+        .map_err(|e| err("node.tunnel_cert", e.to_string()))?;
+    let key =
+        rpaas_tunnel::tls::load_key(&t.key).map_err(|e| err("node.tunnel_key", e.to_string()))?;
     rpaas_tunnel::tls::server_config(chain, key).map_err(|e| err("node.tunnel_cert", e.to_string()))
 }
 
@@ -314,24 +316,44 @@ async fn run(
     let mut endpoint = None;
     if let Some((sock, server)) = tunnel {
         let runtime = Arc::new(rpaas_tunnel::quinn::TokioRuntime);
-        let ep = rpaas_tunnel::quinn::Endpoint::new(Default::default(), Some(server), sock, runtime)
-            .map_err(|e| StartError::Internal(format!("tunnel: {e}")))?;
-        let local = ep.local_addr().map_err(|e| StartError::Internal(e.to_string()))?;
+        let ep =
+            rpaas_tunnel::quinn::Endpoint::new(Default::default(), Some(server), sock, runtime)
+                .map_err(|e| StartError::Internal(format!("tunnel: {e}")))?;
+        let local = ep
+            .local_addr()
+            .map_err(|e| StartError::Internal(e.to_string()))?;
         tracing::info!(target: "rpaas::node", event = "listening", listener = "tunnel", address = %local, "tunnel listening");
         tasks.push(tokio::spawn(tunnel::serve(shared.clone(), ep.clone())));
         endpoint = Some(ep);
     }
     for (key, (instance, index, sock)) in relays.udp.into_iter().enumerate() {
-        let sock = tokio::net::UdpSocket::from_std(sock).map_err(|e| StartError::Internal(e.to_string()))?;
-        let local = sock.local_addr().map_err(|e| StartError::Internal(e.to_string()))?;
+        let sock = tokio::net::UdpSocket::from_std(sock)
+            .map_err(|e| StartError::Internal(e.to_string()))?;
+        let local = sock
+            .local_addr()
+            .map_err(|e| StartError::Internal(e.to_string()))?;
         tracing::info!(target: "rpaas::node", event = "listening", listener = "udp", instance = %instance, index, address = %local, "udp relay listening");
-        tasks.push(tokio::spawn(relay::serve_udp(shared.clone(), instance, index, key, Arc::new(sock))));
+        tasks.push(tokio::spawn(relay::serve_udp(
+            shared.clone(),
+            instance,
+            index,
+            key,
+            Arc::new(sock),
+        )));
     }
     for (instance, index, l) in relays.tcp {
-        let l = tokio::net::TcpListener::from_std(l).map_err(|e| StartError::Internal(e.to_string()))?;
-        let local = l.local_addr().map_err(|e| StartError::Internal(e.to_string()))?;
+        let l = tokio::net::TcpListener::from_std(l)
+            .map_err(|e| StartError::Internal(e.to_string()))?;
+        let local = l
+            .local_addr()
+            .map_err(|e| StartError::Internal(e.to_string()))?;
         tracing::info!(target: "rpaas::node", event = "listening", listener = "tcp", instance = %instance, index, address = %local, "tcp relay listening");
-        tasks.push(tokio::spawn(relay::serve_tcp(shared.clone(), instance, index, l)));
+        tasks.push(tokio::spawn(relay::serve_tcp(
+            shared.clone(),
+            instance,
+            index,
+            l,
+        )));
     }
     {
         let shared = shared.clone();

@@ -115,23 +115,38 @@ impl Metrics {
         )?;
         let banned_clients = IntGauge::new("banned_clients", "Clients banned right now")?;
         let tunnel_connectors = IntGaugeVec::new(
-            Opts::new("tunnel_connectors", "Live connector connections per instance"),
+            Opts::new(
+                "tunnel_connectors",
+                "Live connector connections per instance",
+            ),
             &["instance"],
         )?;
         let tunnel_refused = IntCounterVec::new(
-            Opts::new("tunnel_refused_total", "Connector connections refused, by reason"),
+            Opts::new(
+                "tunnel_refused_total",
+                "Connector connections refused, by reason",
+            ),
             &["reason"],
         )?;
         let udp_datagrams = IntCounterVec::new(
-            Opts::new("udp_datagrams_total", "Relayed UDP datagrams by instance and direction"),
+            Opts::new(
+                "udp_datagrams_total",
+                "Relayed UDP datagrams by instance and direction",
+            ),
             &["instance", "direction"],
         )?;
         let udp_bytes = IntCounterVec::new(
-            Opts::new("udp_bytes_total", "Relayed UDP payload bytes by instance and direction"),
+            Opts::new(
+                "udp_bytes_total",
+                "Relayed UDP payload bytes by instance and direction",
+            ),
             &["instance", "direction"],
         )?;
         let udp_drops = IntCounterVec::new(
-            Opts::new("udp_drops_total", "UDP datagrams dropped, by instance and reason"),
+            Opts::new(
+                "udp_drops_total",
+                "UDP datagrams dropped, by instance and reason",
+            ),
             &["instance", "reason"],
         )?;
         let udp_flows = IntGaugeVec::new(
@@ -139,7 +154,10 @@ impl Metrics {
             &["instance"],
         )?;
         let tcp_relays = IntCounterVec::new(
-            Opts::new("tcp_relay_connections_total", "Relayed TCP connections by instance and outcome"),
+            Opts::new(
+                "tcp_relay_connections_total",
+                "Relayed TCP connections by instance and outcome",
+            ),
             &["instance", "outcome"],
         )?;
         registry.register(Box::new(tunnel_connectors.clone()))?;

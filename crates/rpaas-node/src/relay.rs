@@ -17,14 +17,21 @@ use crate::tunnel::FlowLookup;
 use crate::Shared;
 
 /// One `[[instance.udp]]` relay.
-pub async fn serve_udp(shared: Arc<Shared>, instance: String, index: usize, key: usize, socket: Arc<UdpSocket>) {
+pub async fn serve_udp(
+    shared: Arc<Shared>,
+    instance: String,
+    index: usize,
+    key: usize,
+    socket: Arc<UdpSocket>,
+) {
     let mut buf = vec![0u8; 65536];
     loop {
         let Ok((n, agent)) = socket.recv_from(&mut buf).await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let drop = |reason: &str| crate::metrics::inc(&shared.metrics.udp_drops, &[&instance, reason]);
+        let drop =
+            |reason: &str| crate::metrics::inc(&shared.metrics.udp_drops, &[&instance, reason]);
         if n > MAX_DATAGRAM {
             drop("too_large");
             continue;
@@ -42,12 +49,21 @@ pub async fn serve_udp(shared: Arc<Shared>, instance: String, index: usize, key:
             FlowLookup::Known(id) => id,
             FlowLookup::New => {
                 let access = inst.cfg.policy.class_policy(TrafficClass::Agent).access;
-                if let Err(reason) = rpaas_policy::admit_ip(&inst.cfg.policy, snap.geo.as_deref(), agent.ip(), TrafficClass::Agent, access) {
+                if let Err(reason) = rpaas_policy::admit_ip(
+                    &inst.cfg.policy,
+                    snap.geo.as_deref(),
+                    agent.ip(),
+                    TrafficClass::Agent,
+                    access,
+                ) {
                     drop(&format!("policy:{}", reason.code()));
                     continue;
                 }
                 let max = snap.config.node.tunnel.as_ref().map_or(0, |t| t.max_flows);
-                match shared.tunnels.open_flow(key, &instance, socket.clone(), agent, max) {
+                match shared
+                    .tunnels
+                    .open_flow(key, &instance, socket.clone(), agent, max)
+                {
                     Some(id) => id,
                     None => {
                         drop("flow_table_full");
@@ -67,7 +83,11 @@ pub async fn serve_udp(shared: Arc<Shared>, instance: String, index: usize, key:
         };
         if conn.send_datagram(d.encode().into()).is_ok() {
             crate::metrics::inc(&shared.metrics.udp_datagrams, &[&instance, "to_server"]);
-            crate::metrics::inc_by(&shared.metrics.udp_bytes, &[&instance, "to_server"], n as u64);
+            crate::metrics::inc_by(
+                &shared.metrics.udp_bytes,
+                &[&instance, "to_server"],
+                n as u64,
+            );
         } else {
             drop("send_failed");
         }
@@ -95,7 +115,13 @@ pub async fn serve_tcp(shared: Arc<Shared>, instance: String, index: usize, list
     }
 }
 
-async fn relay_tcp(shared: &Shared, instance: &str, index: usize, mut tcp: TcpStream, peer: SocketAddr) -> Result<(), String> {
+async fn relay_tcp(
+    shared: &Shared,
+    instance: &str,
+    index: usize,
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+) -> Result<(), String> {
     let (relay, admit) = {
         let snap = shared.snapshot.load();
         let inst = snap
@@ -104,7 +130,13 @@ async fn relay_tcp(shared: &Shared, instance: &str, index: usize, mut tcp: TcpSt
             .find(|i| i.cfg.id == instance)
             .ok_or("no_instance")?;
         let relay = inst.cfg.tcp.get(index).cloned().ok_or("no_relay")?;
-        let admit = rpaas_policy::admit_ip(&inst.cfg.policy, snap.geo.as_deref(), peer.ip(), TrafficClass::Other, relay.access);
+        let admit = rpaas_policy::admit_ip(
+            &inst.cfg.policy,
+            snap.geo.as_deref(),
+            peer.ip(),
+            TrafficClass::Other,
+            relay.access,
+        );
         (relay, admit)
     };
     if let Err(r) = admit {
@@ -113,24 +145,33 @@ async fn relay_tcp(shared: &Shared, instance: &str, index: usize, mut tcp: TcpSt
     let _ = tcp.set_nodelay(true);
     match relay.via {
         Via::Direct => {
-            let mut up = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(relay.target))
-                .await
-                .map_err(|_| "connect_timeout".to_string())?
-                .map_err(|_| "connect_failed".to_string())?;
+            let mut up =
+                tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(relay.target))
+                    .await
+                    .map_err(|_| "connect_timeout".to_string())?
+                    .map_err(|_| "connect_failed".to_string())?;
             let _ = tokio::io::copy_bidirectional(&mut tcp, &mut up).await;
             Ok(())
         }
         Via::Tunnel => {
             let conn = shared.tunnels.pick(instance).ok_or("no_connector")?;
-            let (mut send, mut recv) = conn.open_bi().await.map_err(|_| "stream_failed".to_string())?;
+            let (mut send, mut recv) = conn
+                .open_bi()
+                .await
+                .map_err(|_| "stream_failed".to_string())?;
             let mut head = Vec::with_capacity(19);
             put_addr(&mut head, relay.target);
-            send.write_all(&head).await.map_err(|_| "stream_failed".to_string())?;
-            let mut status = [0u8; 1];
-            tokio::time::timeout(Duration::from_secs(15), AsyncReadExt::read_exact(&mut recv, &mut status))
+            send.write_all(&head)
                 .await
-                .map_err(|_| "connector_timeout".to_string())?
                 .map_err(|_| "stream_failed".to_string())?;
+            let mut status = [0u8; 1];
+            tokio::time::timeout(
+                Duration::from_secs(15),
+                AsyncReadExt::read_exact(&mut recv, &mut status),
+            )
+            .await
+            .map_err(|_| "connector_timeout".to_string())?
+            .map_err(|_| "stream_failed".to_string())?;
             match StreamStatus::from_byte(status[0]) {
                 Some(StreamStatus::Connected) => {}
                 Some(StreamStatus::NotAllowed) => return Err("connector_not_allowed".into()),

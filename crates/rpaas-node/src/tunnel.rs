@@ -65,8 +65,9 @@ impl Tunnels {
         self.conns
             .lock()
             .map(|m| {
-                m.get(instance)
-                    .map_or(0, |v| v.iter().filter(|(_, c)| c.close_reason().is_none()).count())
+                m.get(instance).map_or(0, |v| {
+                    v.iter().filter(|(_, c)| c.close_reason().is_none()).count()
+                })
             })
             .unwrap_or(0)
     }
@@ -104,7 +105,14 @@ impl Tunnels {
     }
 
     /// Opens a flow; `None` when the table is full.
-    pub fn open_flow(&self, relay_key: usize, instance: &str, relay: Arc<UdpSocket>, agent: SocketAddr, max: usize) -> Option<u32> {
+    pub fn open_flow(
+        &self,
+        relay_key: usize,
+        instance: &str,
+        relay: Arc<UdpSocket>,
+        agent: SocketAddr,
+        max: usize,
+    ) -> Option<u32> {
         let mut t = self.flows.lock().ok()?;
         if t.by_id.len() >= max {
             return None;
@@ -161,7 +169,9 @@ pub async fn serve(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
             let remote = incoming.remote_address();
             match incoming.await {
                 Ok(conn) => connector(shared, conn).await,
-                Err(e) => tracing::warn!(target: "rpaas::tunnel", event = "tunnel_handshake_failed", peer = %remote, reason = %e, "tunnel handshake failed"),
+                Err(e) => {
+                    tracing::warn!(target: "rpaas::tunnel", event = "tunnel_handshake_failed", peer = %remote, reason = %e, "tunnel handshake failed")
+                }
             }
         });
     }
@@ -187,10 +197,17 @@ async fn connector(shared: Arc<Shared>, conn: quinn::Connection) {
     let expected = inst
         .and_then(|i| i.cfg.connector_secret.as_ref())
         .map(|s| s.expose().as_bytes().to_vec());
-    let good = ct_eq(expected.as_deref().unwrap_or(b"\0never-a-secret\0"), hello.secret.as_bytes())
-        && expected.is_some()
+    let good = ct_eq(
+        expected.as_deref().unwrap_or(b"\0never-a-secret\0"),
+        hello.secret.as_bytes(),
+    ) && expected.is_some()
         && hello.version == 1;
-    let max = snap.config.node.tunnel.as_ref().map_or(0, |t| t.max_connectors);
+    let max = snap
+        .config
+        .node
+        .tunnel
+        .as_ref()
+        .map_or(0, |t| t.max_connectors);
     let refuse = if !good {
         Some("unknown instance or bad secret")
     } else if shared.tunnels.count(&hello.instance) >= max {
@@ -201,21 +218,41 @@ async fn connector(shared: Arc<Shared>, conn: quinn::Connection) {
     if let Some(reason) = refuse {
         tracing::warn!(target: "rpaas::tunnel", event = "connector_refused", instance = %hello.instance, peer = %remote, reason, "connector refused");
         crate::metrics::inc(&shared.metrics.tunnel_refused, &[reason]);
-        let _ = write_msg(&mut send, &Welcome { ok: false, error: Some(reason.into()) }).await;
+        let _ = write_msg(
+            &mut send,
+            &Welcome {
+                ok: false,
+                error: Some(reason.into()),
+            },
+        )
+        .await;
         let _ = send.finish();
         // Let the refusal reach the connector before closing.
         tokio::time::sleep(Duration::from_millis(200)).await;
         conn.close(quinn::VarInt::from_u32(1), b"refused");
         return;
     }
-    if write_msg(&mut send, &Welcome { ok: true, error: None }).await.is_err() {
+    if write_msg(
+        &mut send,
+        &Welcome {
+            ok: true,
+            error: None,
+        },
+    )
+    .await
+    .is_err()
+    {
         return;
     }
     let _ = send.finish();
     drop(snap);
     let instance = hello.instance.clone();
     let id = shared.tunnels.add(&instance, conn.clone());
-    crate::metrics::set(&shared.metrics.tunnel_connectors, &[&instance], shared.tunnels.count(&instance) as i64);
+    crate::metrics::set(
+        &shared.metrics.tunnel_connectors,
+        &[&instance],
+        shared.tunnels.count(&instance) as i64,
+    );
     tracing::info!(target: "rpaas::tunnel", event = "connector_connected", instance = %instance, peer = %remote, "connector connected");
     while let Ok(bytes) = conn.read_datagram().await {
         let Some(d) = ConnectorDatagram::decode(&bytes) else {
@@ -225,13 +262,21 @@ async fn connector(shared: Arc<Shared>, conn: quinn::Connection) {
             Some((socket, agent, inst)) => {
                 if socket.send_to(d.payload, agent).await.is_ok() {
                     crate::metrics::inc(&shared.metrics.udp_datagrams, &[&inst, "to_agent"]);
-                    crate::metrics::inc_by(&shared.metrics.udp_bytes, &[&inst, "to_agent"], d.payload.len() as u64);
+                    crate::metrics::inc_by(
+                        &shared.metrics.udp_bytes,
+                        &[&inst, "to_agent"],
+                        d.payload.len() as u64,
+                    );
                 }
             }
             None => crate::metrics::inc(&shared.metrics.udp_drops, &[&instance, "unknown_flow"]),
         }
     }
     shared.tunnels.remove(&instance, id);
-    crate::metrics::set(&shared.metrics.tunnel_connectors, &[&instance], shared.tunnels.count(&instance) as i64);
+    crate::metrics::set(
+        &shared.metrics.tunnel_connectors,
+        &[&instance],
+        shared.tunnels.count(&instance) as i64,
+    );
     tracing::warn!(target: "rpaas::tunnel", event = "connector_disconnected", instance = %instance, peer = %remote, reason = %conn.close_reason().map(|r| r.to_string()).unwrap_or_default(), "connector disconnected");
 }

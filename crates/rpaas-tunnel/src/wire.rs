@@ -45,7 +45,10 @@ pub enum WireError {
 const MAX_MESSAGE: usize = 4096;
 
 /// Writes a length-prefixed JSON message.
-pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T) -> Result<(), WireError> {
+pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(
+    w: &mut W,
+    msg: &T,
+) -> Result<(), WireError> {
     let body = serde_json::to_vec(msg).map_err(|e| WireError::Malformed(e.to_string()))?;
     if body.len() > MAX_MESSAGE {
         return Err(WireError::TooLarge);
@@ -56,7 +59,9 @@ pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T) 
 }
 
 /// Reads a length-prefixed JSON message.
-pub async fn read_msg<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(r: &mut R) -> Result<T, WireError> {
+pub async fn read_msg<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
+    r: &mut R,
+) -> Result<T, WireError> {
     let mut len = [0u8; 2];
     r.read_exact(&mut len).await?;
     let len = u16::from_be_bytes(len) as usize;
@@ -88,12 +93,18 @@ pub fn get_addr(b: &[u8]) -> Option<(SocketAddr, usize)> {
     match b.first()? {
         4 if b.len() >= 7 => {
             let ip = Ipv4Addr::new(b[1], b[2], b[3], b[4]);
-            Some((SocketAddr::new(ip.into(), u16::from_be_bytes([b[5], b[6]])), 7))
+            Some((
+                SocketAddr::new(ip.into(), u16::from_be_bytes([b[5], b[6]])),
+                7,
+            ))
         }
         6 if b.len() >= 19 => {
             let mut o = [0u8; 16];
             o.copy_from_slice(&b[1..17]);
-            Some((SocketAddr::new(Ipv6Addr::from(o).into(), u16::from_be_bytes([b[17], b[18]])), 19))
+            Some((
+                SocketAddr::new(Ipv6Addr::from(o).into(), u16::from_be_bytes([b[17], b[18]])),
+                19,
+            ))
         }
         _ => None,
     }
@@ -186,7 +197,10 @@ mod tests {
             };
             assert_eq!(NodeDatagram::decode(&d.encode()), Some(d.clone()));
         }
-        let c = ConnectorDatagram { flow: 9, payload: b"reply" };
+        let c = ConnectorDatagram {
+            flow: 9,
+            payload: b"reply",
+        };
         assert_eq!(ConnectorDatagram::decode(&c.encode()), Some(c));
         assert_eq!(NodeDatagram::decode(&[0, 0, 0, 1, 9]), None);
         assert_eq!(ConnectorDatagram::decode(&[1, 2]), None);
@@ -195,7 +209,10 @@ mod tests {
             target: "127.0.0.1:75".parse().unwrap(),
             payload: b"",
         };
-        assert_eq!(NodeDatagram::decode(&empty.encode()).map(|d| d.payload.len()), Some(0));
+        assert_eq!(
+            NodeDatagram::decode(&empty.encode()).map(|d| d.payload.len()),
+            Some(0)
+        );
     }
 
     #[test]

@@ -18,7 +18,11 @@ const SECRET: &str = "s3cret-connector-key-0001";
 
 fn connector_bin() -> PathBuf {
     let p = Path::new(env!("CARGO_BIN_EXE_rpaas")).with_file_name("rpaas-connector");
-    assert!(p.exists(), "{} is missing: build the workspace (cargo build --workspace) first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace (cargo build --workspace) first",
+        p.display()
+    );
     p
 }
 
@@ -118,7 +122,17 @@ access = "open"
     }
 }
 
-fn start_connector(s: &Setup, secret: &str) -> Child {
+/// A connector process, killed and reaped when dropped.
+struct Connector(Child);
+
+impl Drop for Connector {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_connector(s: &Setup, secret: &str) -> Connector {
     let cfg = format!(
         "node = \"{}\"\nserver_name = \"{SERVER_NAME}\"\nnode_cert = {:?}\ninstance = \"a\"\nsecret = \"{secret}\"\nallow = [\"{}\", \"{}\"]\n",
         s.node.tunnel.expect("tunnel address"),
@@ -128,13 +142,15 @@ fn start_connector(s: &Setup, secret: &str) -> Child {
     );
     let p = s.fx.path().join("connector.toml");
     std::fs::write(&p, cfg).expect("write");
-    Command::new(connector_bin())
-        .args(["--config"])
-        .arg(&p)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn connector")
+    Connector(
+        Command::new(connector_bin())
+            .args(["--config"])
+            .arg(&p)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn connector"),
+    )
 }
 
 fn wait_connected(node: &Node, n: usize) {
@@ -150,7 +166,8 @@ fn wait_connected(node: &Node, n: usize) {
 
 /// Sends one heartbeat from `sock` and waits for its reply.
 fn ping(sock: &UdpSocket, relay: SocketAddr, payload: &str) -> Option<String> {
-    sock.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .ok()?;
     for _ in 0..10 {
         sock.send_to(payload.as_bytes(), relay).ok()?;
         let mut buf = [0u8; 2048];
@@ -164,40 +181,54 @@ fn ping(sock: &UdpSocket, relay: SocketAddr, payload: &str) -> Option<String> {
 #[test]
 fn heartbeats_from_many_agents_each_get_their_own_replies() {
     let s = setup("", None);
-    let mut conn = start_connector(&s, SECRET);
+    let _conn = start_connector(&s, SECRET);
     wait_connected(&s.node, 1);
     let relay = s.node.relay("udp", "a", 0);
-    let agents: Vec<UdpSocket> = (0..40).map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind")).collect();
+    let agents: Vec<UdpSocket> = (0..40)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
+        .collect();
     for round in 0..3 {
         for (i, a) in agents.iter().enumerate() {
             let payload = format!("agent{i}-round{round}");
-            let reply = ping(a, relay, &payload).unwrap_or_else(|| panic!("no reply for {payload}"));
-            assert_eq!(reply, format!("ack:{payload}"), "agent {i} got someone else's reply");
+            let reply =
+                ping(a, relay, &payload).unwrap_or_else(|| panic!("no reply for {payload}"));
+            assert_eq!(
+                reply,
+                format!("ack:{payload}"),
+                "agent {i} got someone else's reply"
+            );
         }
     }
     // Distinct agents were distinct flows on the connector side: the server saw 40 sources.
     let health = s.node.admin_get("/healthz");
-    assert!(health.contains(r#""a":{"connectors":1,"up":true}"#), "{health}");
+    assert!(
+        health.contains(r#""a":{"connectors":1,"up":true}"#),
+        "{health}"
+    );
     let metrics = s.node.admin_get("/metrics");
-    assert!(metrics.contains(r#"rpaas_udp_datagrams_total{direction="to_agent",instance="a"}"#), "{metrics}");
-    assert!(metrics.contains(r#"rpaas_tunnel_connectors{instance="a"} 1"#), "{metrics}");
-    let _ = conn.kill();
+    assert!(
+        metrics.contains(r#"rpaas_udp_datagrams_total{direction="to_agent",instance="a"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"rpaas_tunnel_connectors{instance="a"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[test]
 fn connector_restart_resumes_traffic_and_denied_sources_never_reach_the_server() {
     let s = setup("", None);
-    let mut conn = start_connector(&s, SECRET);
+    let conn = start_connector(&s, SECRET);
     wait_connected(&s.node, 1);
     let relay = s.node.relay("udp", "a", 0);
     let agent = UdpSocket::bind("127.0.0.1:0").expect("bind");
     assert_eq!(ping(&agent, relay, "before").as_deref(), Some("ack:before"));
 
     // Kill the connector: the node notices (QUIC idle timeout or close) and drops datagrams.
-    conn.kill().expect("kill");
-    let _ = conn.wait();
+    drop(conn);
     let restarted = Instant::now();
-    let mut conn = start_connector(&s, SECRET);
+    let _conn = start_connector(&s, SECRET);
     wait_connected(&s.node, 2);
     let mut resumed = None;
     for _ in 0..50 {
@@ -212,10 +243,16 @@ fn connector_restart_resumes_traffic_and_denied_sources_never_reach_the_server()
     // A denied source: its datagrams are dropped at the node.
     let denied = UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
     assert_eq!(ping(&denied, relay, "denied-1"), None);
-    assert!(!s.seen.lock().map(|l| l.iter().any(|p| p.starts_with("denied"))).unwrap_or(true));
+    assert!(!s
+        .seen
+        .lock()
+        .map(|l| l.iter().any(|p| p.starts_with("denied")))
+        .unwrap_or(true));
     let metrics = s.node.admin_get("/metrics");
-    assert!(metrics.contains(r#"rpaas_udp_drops_total{instance="a",reason="policy:deny-list"}"#), "{metrics}");
-    let _ = conn.kill();
+    assert!(
+        metrics.contains(r#"rpaas_udp_drops_total{instance="a",reason="policy:deny-list"}"#),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -224,7 +261,7 @@ fn wrong_secret_is_refused_and_the_connector_exits() {
     let mut conn = start_connector(&s, "not-the-right-secret-0000");
     let end = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        if let Some(st) = conn.try_wait().expect("wait") {
+        if let Some(st) = conn.0.try_wait().expect("wait") {
             break st;
         }
         assert!(Instant::now() < end, "connector did not exit");
@@ -232,12 +269,20 @@ fn wrong_secret_is_refused_and_the_connector_exits() {
     };
     assert_eq!(status.code(), Some(3));
     let mut err = String::new();
-    let _ = conn.stderr.take().map(|mut e| e.read_to_string(&mut err));
-    assert!(err.contains("the node refused this connector: unknown instance or bad secret"), "{err}");
-    assert!(!err.contains("not-the-right-secret"), "secret logged: {err}");
+    let _ = conn.0.stderr.take().map(|mut e| e.read_to_string(&mut err));
+    assert!(
+        err.contains("the node refused this connector: unknown instance or bad secret"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("not-the-right-secret"),
+        "secret logged: {err}"
+    );
     let line = s
         .node
-        .wait_log(Duration::from_secs(5), |v| v["event"] == "connector_refused")
+        .wait_log(Duration::from_secs(5), |v| {
+            v["event"] == "connector_refused"
+        })
         .expect("refusal logged");
     assert!(!line.to_string().contains("not-the-right-secret"));
 }
@@ -245,11 +290,12 @@ fn wrong_secret_is_refused_and_the_connector_exits() {
 #[test]
 fn tcp_relay_carries_a_bidirectional_stream() {
     let s = setup("", None);
-    let mut conn = start_connector(&s, SECRET);
+    let _conn = start_connector(&s, SECRET);
     wait_connected(&s.node, 1);
     let relay = s.node.relay("tcp", "a", 0);
     let mut c = std::net::TcpStream::connect(relay).expect("connect relay");
-    c.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
     let writer = {
         let mut w = c.try_clone().expect("clone");
@@ -260,7 +306,6 @@ fn tcp_relay_carries_a_bidirectional_stream() {
     c.read_exact(&mut back).expect("echo back");
     writer.join().expect("writer").expect("write");
     assert!(back == data, "stream corrupted");
-    let _ = conn.kill();
 }
 
 #[test]
@@ -268,20 +313,21 @@ fn connector_refuses_targets_outside_its_allow_list() {
     // The node asks for a TCP target the connector does not allow.
     let other = tcp_echo();
     let s = setup("", Some(other));
-    let mut conn = start_connector(&s, SECRET);
+    let _conn = start_connector(&s, SECRET);
     wait_connected(&s.node, 1);
     let relay = s.node.relay("tcp", "a", 0);
     let mut c = std::net::TcpStream::connect(relay).expect("connect");
-    c.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let _ = c.write_all(b"hello");
     let mut buf = [0u8; 16];
     let n = c.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "the relay must close, not echo");
     assert!(s
         .node
-        .wait_log(Duration::from_secs(5), |v| v["outcome"] == "connector_not_allowed")
+        .wait_log(Duration::from_secs(5), |v| v["outcome"]
+            == "connector_not_allowed")
         .is_some());
-    let _ = conn.kill();
 }
 
 /// Bounded load: datagrams/s through the tunnel and the loss at that rate.
@@ -290,15 +336,23 @@ fn connector_refuses_targets_outside_its_allow_list() {
 #[ignore]
 fn udp_throughput() {
     let s = setup("", None);
-    let mut conn = start_connector(&s, SECRET);
+    let _conn = start_connector(&s, SECRET);
     wait_connected(&s.node, 1);
     let relay = s.node.relay("udp", "a", 0);
-    let agents: Vec<Arc<UdpSocket>> = (0..8).map(|_| Arc::new(UdpSocket::bind("127.0.0.1:0").expect("bind"))).collect();
+    let agents: Vec<Arc<UdpSocket>> = (0..8)
+        .map(|_| Arc::new(UdpSocket::bind("127.0.0.1:0").expect("bind")))
+        .collect();
     for a in &agents {
         assert!(ping(a, relay, "warm").is_some());
     }
-    let per_agent: u64 = std::env::var("RPAAS_UDP_N").ok().and_then(|v| v.parse().ok()).unwrap_or(40_000);
-    let rate: u64 = std::env::var("RPAAS_UDP_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(60_000);
+    let per_agent: u64 = std::env::var("RPAAS_UDP_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40_000);
+    let rate: u64 = std::env::var("RPAAS_UDP_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60_000);
     let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let readers: Vec<_> = agents
         .iter()
@@ -306,7 +360,8 @@ fn udp_throughput() {
             let a = a.clone();
             let received = received.clone();
             std::thread::spawn(move || {
-                a.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+                a.set_read_timeout(Some(Duration::from_secs(2)))
+                    .expect("timeout");
                 let mut buf = [0u8; 256];
                 while a.recv_from(&mut buf).is_ok() {
                     received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -320,10 +375,13 @@ fn udp_throughput() {
     for i in 0..total {
         let a = &agents[(i % agents.len() as u64) as usize];
         let _ = a.send_to(&payload, relay);
-        // Pace to `rate` datagrams/s.
-        let due = Duration::from_secs_f64(i as f64 / rate as f64);
-        while start.elapsed() < due {
-            std::hint::spin_loop();
+        // Pace to `rate` datagrams/s, sleeping between bursts (a spinning sender would take
+        // the core the node needs).
+        if i % 200 == 199 {
+            let due = Duration::from_secs_f64((i + 1) as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
         }
     }
     let sent_in = start.elapsed();
@@ -337,5 +395,4 @@ fn udp_throughput() {
         sent_in.as_secs_f64(),
         total as f64 / sent_in.as_secs_f64()
     );
-    let _ = conn.kill();
 }
