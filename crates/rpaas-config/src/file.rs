@@ -31,6 +31,8 @@ pub(crate) struct FileNode {
     pub threads: Option<i64>,
     pub handshake_timeout: Option<FileDuration>,
     pub keepalive_timeout: Option<FileDuration>,
+    pub header_timeout: Option<FileDuration>,
+    pub body_read_timeout: Option<FileDuration>,
     pub geoip_db: Option<String>,
     pub default_countries: Option<Vec<String>>,
     pub unknown_country: Option<String>,

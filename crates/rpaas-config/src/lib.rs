@@ -118,6 +118,10 @@ pub struct Node {
     pub handshake_timeout: Duration,
     /// Idle time before a client keep-alive connection is closed.
     pub keepalive_timeout: Duration,
+    /// Time allowed for the first request head of an HTTP/1 connection (slowloris).
+    pub header_timeout: Duration,
+    /// Longest wait for each read of a request body.
+    pub body_read_timeout: Duration,
     /// The `.mmdb` country database, if GeoIP is used.
     pub geoip_db: Option<PathBuf>,
     /// Countries every instance admits (instances add to it, classes replace it).

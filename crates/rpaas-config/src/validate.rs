@@ -349,6 +349,18 @@ impl Validator {
                 &n.keepalive_timeout,
                 Duration::from_secs(60),
             ),
+            header_timeout: self.duration(
+                file,
+                "node.header_timeout",
+                &n.header_timeout,
+                Duration::from_secs(15),
+            ),
+            body_read_timeout: self.duration(
+                file,
+                "node.body_read_timeout",
+                &n.body_read_timeout,
+                Duration::from_secs(60),
+            ),
             geoip_db: None,
             default_countries: Vec::new(),
             unknown_country: rpaas_policy::UnknownCountry::Deny,

@@ -212,6 +212,7 @@ async fn handle_tls<A>(
     let profile = lcfg.tls;
     let want_proxy = lcfg.client_ip == ClientIpSource::ProxyProtocol && lcfg.trusts(peer.ip());
     let timeout = snap.config.node.handshake_timeout;
+    let header_timeout = snap.config.node.header_timeout;
     drop(snap);
 
     let _ = tcp.set_nodelay(true);
@@ -314,7 +315,12 @@ async fn handle_tls<A>(
         &shared.metrics.tls_handshakes,
         &[profile.as_str(), tls.ssl().version_str()],
     );
-    let stream: pingora::protocols::Stream = Box::new(crate::scrub::Scrubbed::new(Box::new(tls)));
+    let h2 = tls.ssl().selected_alpn_protocol() == Some(b"h2");
+    let mut client = crate::scrub::Scrubbed::new(Box::new(tls));
+    if !h2 {
+        client = client.with_head_deadline(header_timeout);
+    }
+    let stream: pingora::protocols::Stream = Box::new(client);
     let mut next = app.process_new(stream, &shutdown).await;
     while let Some(s) = next {
         next = app.process_new(s, &shutdown).await;

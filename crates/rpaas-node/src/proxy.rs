@@ -249,6 +249,7 @@ impl ProxyHttp for Proxy {
             return self.refuse(session, ctx, 503, "listener_gone", &[]).await;
         };
         session.set_keepalive(Some(snap.config.node.keepalive_timeout.as_secs()));
+        session.set_read_timeout(Some(snap.config.node.body_read_timeout));
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())

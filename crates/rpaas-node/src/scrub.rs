@@ -1,6 +1,11 @@
-//! A write-side filter on client connections that removes `Server: Pingora` from the error
-//! responses Pingora writes by itself (requests it cannot parse, e.g. an authority-form
-//! `CONNECT`), which never pass through our phases. Everything else passes untouched.
+//! The client stream as Pingora sees it, with two additions:
+//!
+//! * a write-side filter that removes `Server: Pingora` from the error responses Pingora writes
+//!   by itself (requests it cannot parse, e.g. an authority-form `CONNECT`), which never pass
+//!   through our phases;
+//! * a deadline for the first request head on HTTP/1 connections (slowloris): Pingora's
+//!   timeouts are per read, so a client sending a byte every few seconds would hold the
+//!   connection forever. Once the head's blank line has arrived, the deadline is dropped.
 //!
 //! Only a write that begins an HTTP/1.x response head *and* carries the exact header line is
 //! changed: responses that went through `response_filter` have no `Server` header left, so the
@@ -9,6 +14,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::future::Future;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -41,10 +47,29 @@ pub fn scrub(buf: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Watches the first request head.
+struct HeadWatch {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// Last bytes seen, to find `\r\n\r\n` across reads.
+    tail: [u8; 3],
+    seen: usize,
+}
+
+impl std::fmt::Debug for HeadWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeadWatch")
+    }
+}
+
+/// Longest first request head we wait for before giving up on finding its end (Pingora
+/// refuses larger heads anyway).
+const MAX_HEAD: usize = 1 << 20;
+
 #[derive(Debug)]
 pub struct Scrubbed {
     inner: Stream,
     pending: Vec<u8>,
+    head: Option<HeadWatch>,
 }
 
 impl Scrubbed {
@@ -52,7 +77,18 @@ impl Scrubbed {
         Self {
             inner,
             pending: Vec::new(),
+            head: None,
         }
+    }
+
+    /// Arms the first-request-head deadline (HTTP/1 only).
+    pub fn with_head_deadline(mut self, timeout: Duration) -> Self {
+        self.head = Some(HeadWatch {
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+            tail: [0; 3],
+            seen: 0,
+        });
+        self
     }
 
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -73,8 +109,41 @@ impl AsyncRead for Scrubbed {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = &mut *self;
+        if let Some(h) = this.head.as_mut() {
+            if h.sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "request head not received in time",
+                )));
+            }
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        if let Some(h) = this.head.as_mut() {
+            let new = &buf.filled()[before..];
+            if head_complete(h, new) {
+                this.head = None;
+            }
+        }
+        Poll::Ready(Ok(()))
     }
+}
+
+/// Feeds newly read bytes; true once `\r\n\r\n` (or the size cap) has been reached.
+fn head_complete(h: &mut HeadWatch, new: &[u8]) -> bool {
+    let mut window: Vec<u8> = Vec::with_capacity(3 + new.len().min(64));
+    window.extend_from_slice(&h.tail);
+    window.extend_from_slice(new);
+    let found = window.windows(4).any(|w| w == b"\r\n\r\n");
+    h.seen += new.len();
+    let keep = window.len().min(3);
+    h.tail.copy_from_slice(&{
+        let mut t = [0u8; 3];
+        t[3 - keep..].copy_from_slice(&window[window.len() - keep..]);
+        t
+    });
+    found || h.seen >= MAX_HEAD
 }
 
 impl AsyncWrite for Scrubbed {
@@ -166,7 +235,20 @@ impl Peek for Scrubbed {
 
 #[cfg(test)]
 mod tests {
-    use super::scrub;
+    use super::{head_complete, scrub, HeadWatch};
+
+    #[tokio::test]
+    async fn head_end_is_found_across_reads() {
+        let mut h = HeadWatch {
+            sleep: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(1))),
+            tail: [0; 3],
+            seen: 0,
+        };
+        assert!(!head_complete(&mut h, b"GET / HTTP/1.1\r\nHost: x\r"));
+        assert!(!head_complete(&mut h, b"\n"));
+        assert!(!head_complete(&mut h, b"\r"));
+        assert!(head_complete(&mut h, b"\nbody"));
+    }
 
     #[test]
     fn removes_only_pingoras_own_server_line() {
