@@ -147,7 +147,8 @@ impl TlsAccept for HandshakeCallbacks {
         let mut info = self.0.clone();
         info.sni = ssl
             .servername(NameType::HOST_NAME)
-            .map(|s| s.trim_end_matches('.').to_ascii_lowercase());
+            .map(|s| s.trim_end_matches('.').to_ascii_lowercase())
+            .filter(|s| s.parse::<std::net::IpAddr>().is_err());
         Some(Arc::new(info))
     }
 }

@@ -173,12 +173,20 @@ pub fn serve(path: &Path) -> Result<(), StartError> {
     });
     publish_config_metrics(&shared);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .thread_name("rpaas-worker")
-        .build()
-        .map_err(|e| StartError::Internal(e.to_string()))?;
+    // One worker: a current-thread runtime has no work-stealing bookkeeping to pay for.
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("rpaas-worker")
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .thread_name("rpaas-worker")
+            .build()
+    }
+    .map_err(|e| StartError::Internal(e.to_string()))?;
     rt.block_on(run(shared, listeners, admin, relays, tunnel))
 }
 
@@ -420,6 +428,7 @@ async fn run(
         open = shared.active.load(Ordering::Acquire),
         "node stopped"
     );
+    logging::drain();
     Ok(())
 }
 

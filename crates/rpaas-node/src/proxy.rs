@@ -577,30 +577,33 @@ impl ProxyHttp for Proxy {
             .and_then(|d| d.ssl_digest.as_ref())
             .map(|s| s.version.to_string())
             .unwrap_or_default();
-        let error = e.map(|e| e.to_string()).unwrap_or_default();
-        tracing::info!(
-            target: "rpaas::access",
-            request_id = %ctx.request_id,
-            instance,
-            host = %ctx.public_host,
-            client_ip = %ctx.client_ip.map(|i| i.to_string()).unwrap_or_default(),
-            method = %req.method,
-            path = %req.uri.path(),
-            status,
-            bytes_sent = session.body_bytes_sent(),
-            bytes_received = session.body_bytes_read(),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            tls = %tls_version,
-            http2 = session.is_http2(),
-            class,
-            country = country.as_deref().unwrap_or(""),
-            reason = ctx.reason.as_deref().unwrap_or(""),
-            ips_rules = %ctx.ips.rule_ids(),
-            ips_score = ctx.ips.score(),
-            error = %error,
-            generation = ctx.snap.generation,
-            "request"
-        );
+        if let Some(mut line) = crate::logging::AccessLine::new() {
+            let error = e.map(|e| e.to_string()).unwrap_or_default();
+            let client = ctx.client_ip.map(|i| i.to_string()).unwrap_or_default();
+            line.str("request_id", &ctx.request_id)
+                .str("instance", instance)
+                .str("host", &ctx.public_host)
+                .str("client_ip", &client)
+                .str("method", req.method.as_str())
+                .str("path", req.uri.path())
+                .num("status", status)
+                .num("bytes_sent", session.body_bytes_sent())
+                .num("bytes_received", session.body_bytes_read())
+                .num(
+                    "duration_ms",
+                    format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
+                )
+                .str("tls", &tls_version)
+                .bool("http2", session.is_http2())
+                .str("class", class)
+                .str("country", country.as_deref().unwrap_or(""))
+                .str("reason", ctx.reason.as_deref().unwrap_or(""))
+                .str("ips_rules", &ctx.ips.rule_ids())
+                .num("ips_score", ctx.ips.score())
+                .str("error", &error)
+                .num("generation", ctx.snap.generation);
+            line.send();
+        }
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {

@@ -11,10 +11,10 @@
 //! changed: responses that went through `response_filter` have no `Server` header left, so the
 //! line can only come from Pingora's own error path.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::future::Future;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 

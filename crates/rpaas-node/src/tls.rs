@@ -166,9 +166,12 @@ pub fn acceptor(
     });
     b.set_servername_callback(move |ssl, alert| {
         let snap = snapshot.load();
+        // An IP literal is not a valid SNI (RFC 6066), but some clients send one: treat it
+        // as no SNI.
         let name = ssl
             .servername(NameType::HOST_NAME)
-            .map(|s| s.trim_end_matches('.').to_ascii_lowercase());
+            .map(|s| s.trim_end_matches('.').to_ascii_lowercase())
+            .filter(|s| s.parse::<std::net::IpAddr>().is_err());
         let host = match name {
             Some(n) => Some(n),
             None => snap

@@ -12,9 +12,10 @@ use common::*;
 fn slow_request_head_is_cut_off_and_others_are_served() {
     let up = Upstream::start();
     let fx = Fixture::new();
-    let cfg = fx
-        .two_instances(up.addr, "")
-        .replace("drain_timeout = \"3s\"", "drain_timeout = \"3s\"\nheader_timeout = \"2s\"");
+    let cfg = fx.two_instances(up.addr, "").replace(
+        "drain_timeout = \"3s\"",
+        "drain_timeout = \"3s\"\nheader_timeout = \"2s\"",
+    );
     let node = Node::start(bin(), fx.path(), &cfg);
     let addr = node.listeners[0];
 
@@ -27,14 +28,20 @@ fn slow_request_head_is_cut_off_and_others_are_served() {
         std::thread::sleep(Duration::from_millis(250));
         // Other clients are served meanwhile.
         if i % 4 == 0 {
-            let r = client::get(addr, &fx.tls(HOST_A), HOST_A, "/automate/", "").expect("normal client");
+            let r = client::get(addr, &fx.tls(HOST_A), HOST_A, "/automate/", "")
+                .expect("normal client");
             assert_eq!(r.status, 200);
         }
-        if slow.write_all(format!("X-Slow-{i}: a\r\n").as_bytes()).is_err() {
+        if slow
+            .write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
+            .is_err()
+        {
             cut_off = Some(started.elapsed());
             break;
         }
-        let _ = slow.get_mut().set_read_timeout(Some(Duration::from_millis(10)));
+        let _ = slow
+            .get_mut()
+            .set_read_timeout(Some(Duration::from_millis(10)));
         let mut b = [0u8; 1];
         if let Ok(0) = slow.read(&mut b) {
             cut_off = Some(started.elapsed());
@@ -42,6 +49,12 @@ fn slow_request_head_is_cut_off_and_others_are_served() {
         }
     }
     let t = cut_off.expect("the slow client was never cut off");
-    assert!(t >= Duration::from_millis(1500) && t < Duration::from_secs(6), "cut off after {t:?}");
-    assert!(up.seen_path("/automate/").iter().all(|s| s.header("x-slow-0").is_none()));
+    assert!(
+        t >= Duration::from_millis(1500) && t < Duration::from_secs(6),
+        "cut off after {t:?}"
+    );
+    assert!(up
+        .seen_path("/automate/")
+        .iter()
+        .all(|s| s.header("x-slow-0").is_none()));
 }

@@ -1,0 +1,425 @@
+#!/usr/bin/env python3
+"""The whole-process benchmark: rpaas vs nginx vs nginx+ModSecurity/CRS vs direct.
+
+Every contender is pinned to core 0 with the upstream; load generators run on core 1. Same
+ECDSA P-256 certificate, TLS 1.3, HTTP/1.1 keep-alive (unless the scenario says otherwise).
+Loopback only; every run is bounded in time.
+"""
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK = "--quick" in sys.argv
+DUR = 3 if QUICK else 10
+REPEATS = 1 if QUICK else 3
+IDLE_N = 1000 if QUICK else 20000
+CONNS = 32
+HOST_A = "bench-a.example.net"
+HOST_B = "bench-b.example.net"
+CORE_SERVER = "0"
+CORE_LOAD = "1" if (os.cpu_count() or 1) > 1 else "0"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, **kw)
+
+
+class Proc:
+    def __init__(self, name, argv, env=None):
+        self.name = name
+        self.p = subprocess.Popen(["taskset", "-c", CORE_SERVER] + argv, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+
+    def pids(self):
+        """The process and its children (nginx workers)."""
+        out = [self.p.pid]
+        try:
+            kids = subprocess.run(["pgrep", "-P", str(self.p.pid)], capture_output=True, text=True).stdout.split()
+            out += [int(k) for k in kids]
+        except Exception:
+            pass
+        return out
+
+    def cpu(self):
+        t = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in self.pids():
+            try:
+                f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+                t += (int(f[11]) + int(f[12])) / tick
+            except Exception:
+                pass
+        return t
+
+    def rss_kib(self):
+        t = 0
+        for pid in self.pids():
+            try:
+                for line in open(f"/proc/{pid}/status"):
+                    if line.startswith("VmRSS:"):
+                        t += int(line.split()[1])
+            except Exception:
+                pass
+        return t
+
+    def stop(self):
+        try:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            self.p.wait(timeout=10)
+        except Exception:
+            try:
+                os.killpg(self.p.pid, signal.SIGKILL)
+            except Exception:
+                pass
+
+
+def wait_port(port, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def setup(tmp):
+    # One certificate for every contender.
+    sh(f"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN={HOST_A} "
+       f"-addext subjectAltName=DNS:{HOST_A},DNS:{HOST_B} -keyout {tmp}/key.pem -out {tmp}/cert.pem", capture_output=True)
+    doc = f"{tmp}/www"
+    for d in ["automate", "LabTech"]:
+        os.makedirs(f"{doc}/{d}", exist_ok=True)
+    open(f"{doc}/automate/small.bin", "wb").write(b"x" * 1024)
+    open(f"{doc}/automate/big.bin", "wb").write(b"x" * 65536)
+    open(f"{doc}/LabTech/Agent.aspx", "wb").write(b"LabTech|240.120" + b" " * 1009)
+    body = "&".join(f"field{i}=" + "v" * 150 for i in range(100))[:16384]
+    open(f"{tmp}/post.lua", "w").write(
+        'wrk.method = "POST"\nwrk.body = "%s"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n' % body)
+    return doc
+
+
+NGINX_COMMON = """
+worker_processes 1;
+pid {tmp}/{name}.pid;
+error_log {tmp}/{name}.error.log warn;
+{modules}
+events {{ worker_connections 65536; }}
+worker_rlimit_nofile 200000;
+http {{
+  access_log {tmp}/{name}.access.log;
+  client_body_temp_path {tmp}/{name}_body;
+  proxy_temp_path {tmp}/{name}_proxy;
+  fastcgi_temp_path {tmp}/{name}_fcgi;
+  uwsgi_temp_path {tmp}/{name}_uwsgi;
+  scgi_temp_path {tmp}/{name}_scgi;
+  keepalive_requests 1000000;
+  client_max_body_size 1m;
+  {http_extra}
+  {servers}
+}}
+"""
+
+
+def upstream_conf(tmp, doc, port, tls_port):
+    servers = f"""
+  server {{
+    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{tls_port} ssl http2;
+    ssl_certificate {tmp}/cert.pem; ssl_certificate_key {tmp}/key.pem; ssl_protocols TLSv1.3;
+    root {doc};
+    access_log off;
+    location = /automate/post {{ return 200 "ok"; }}
+    location = /LabTech/Agent.aspx {{ if ($request_method = POST) {{ return 200 "ok"; }} }}
+  }}"""
+    return NGINX_COMMON.format(tmp=tmp, name="upstream", modules="", http_extra="", servers=servers)
+
+
+def nginx_proxy_conf(tmp, port, up_port, crs, geo):
+    modules = ""
+    http_extra = f"upstream up {{ server 127.0.0.1:{up_port}; keepalive 64; }}"
+    waf = ""
+    if crs:
+        modules = ("load_module /usr/lib/nginx/modules/ngx_http_modsecurity_module.so;\n"
+                   "load_module /usr/lib/nginx/modules/ngx_http_geoip2_module.so;")
+        main = f"{tmp}/modsec-main.conf"
+        open(main, "w").write(
+            "SecRuleEngine On\nSecRequestBodyAccess On\nSecRequestBodyLimit 13107200\n"
+            "SecRequestBodyNoFilesLimit 131072\nSecRequestBodyLimitAction Reject\nSecResponseBodyAccess Off\n"
+            f"SecTmpDir {tmp}\nSecDataDir {tmp}\nSecAuditEngine Off\nSecArgumentSeparator &\nSecCookieFormat 0\n"
+            "SecUnicodeMapFile /usr/share/modsecurity-crs/util/unicode.mapping 20127\n" if os.path.exists("/usr/share/modsecurity-crs/util/unicode.mapping") else
+            "SecRuleEngine On\nSecRequestBodyAccess On\nSecRequestBodyLimit 13107200\nSecRequestBodyNoFilesLimit 131072\n"
+            f"SecResponseBodyAccess Off\nSecTmpDir {tmp}\nSecDataDir {tmp}\nSecAuditEngine Off\n")
+        open(main, "a").write("Include /etc/modsecurity/crs/crs-setup.conf\nInclude /usr/share/modsecurity-crs/rules/*.conf\n")
+        http_extra += f"""
+  geoip2 {geo} {{ $geo_cc country_code; }}
+  map $geo_cc $geo_ok {{ default 1; "CN" 0; "RU" 0; }}"""
+        waf = f"modsecurity on; modsecurity_rules_file {main};\n    if ($geo_ok = 0) {{ return 403; }}"
+    servers = f"""
+  server {{
+    listen 127.0.0.1:{port} ssl http2 backlog=65535;
+    ssl_certificate {tmp}/cert.pem; ssl_certificate_key {tmp}/key.pem; ssl_protocols TLSv1.3;
+    server_tokens off;
+    {waf}
+    location / {{
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto https;
+    }}
+  }}"""
+    name = "nginx_crs" if crs else "nginx"
+    return NGINX_COMMON.format(tmp=tmp, name=name, modules=modules, http_extra=http_extra, servers=servers)
+
+
+def rpaas_conf(tmp, port, up_port, geo):
+    return f"""
+[node]
+log = "{tmp}/rpaas.access.log"
+threads = 1
+geoip_db = "{geo}"
+default_countries = ["US", "CA", "GB", "DE"]
+unknown_country = "allow"
+[node.limits]
+login = "off"
+ban_after = 0
+
+[[listener]]
+address = "127.0.0.1:{port}"
+tls = "modern"
+default_host = "{HOST_A}"
+
+[[instance]]
+id = "alltraffic"
+hostnames = ["{HOST_A}"]
+cert = "{tmp}/cert.pem"
+key = "{tmp}/key.pem"
+upstream = "http://127.0.0.1:{up_port}"
+deployment = "all-traffic"
+
+[[instance]]
+id = "agentonly"
+hostnames = ["{HOST_B}"]
+cert = "{tmp}/cert.pem"
+key = "{tmp}/key.pem"
+upstream = "http://127.0.0.1:{up_port}"
+deployment = "agent-only"
+"""
+
+
+def wrk(url, host, extra=(), script=None, conns=CONNS, dur=DUR):
+    cmd = ["taskset", "-c", CORE_LOAD, "wrk", "-t1", f"-c{conns}", f"-d{dur}s", "--latency", "-H", f"Host: {host}"]
+    for h in extra:
+        cmd += ["-H", h]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=dur + 60).stdout
+    def lat(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        if not m:
+            return None
+        v = float(m.group(1))
+        return v / 1000.0 if m.group(2) == "us" else v * 1000.0 if m.group(2) == "s" else v
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "requests": int(total.group(1)) if total else 0,
+        "p50_ms": lat(50), "p99_ms": lat(99),
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
+    }
+
+
+def h2load(url, host, n):
+    cmd = ["taskset", "-c", CORE_LOAD, "h2load", "-c", "16", "-m", "10", "-n", str(n), "-H", f"host: {host}", url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    ok = re.search(r"(\d+) succeeded", out)
+    return {"rps": float(rps.group(1)) if rps else 0.0, "requests": int(ok.group(1)) if ok else 0}
+
+
+async def hold_idle(port, n, host):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    sem = asyncio.Semaphore(64)
+    conns = []
+
+    async def one():
+        async with sem:
+            try:
+                r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=host), 20)
+                conns.append(w)
+            except Exception:
+                pass
+    await asyncio.gather(*(one() for _ in range(n)))
+    return conns
+
+
+def idle_rss(proc, port, n, host):
+    base = proc.rss_kib()
+    loop = asyncio.new_event_loop()
+    conns = loop.run_until_complete(hold_idle(port, n, host))
+    time.sleep(1.0)
+    held = proc.rss_kib()
+    for w in conns:
+        w.close()
+    loop.run_until_complete(asyncio.sleep(0.2))
+    loop.close()
+    return {"opened": len(conns), "rss_base_kib": base, "rss_held_kib": held,
+            "kib_per_conn": round((held - base) / max(1, len(conns)), 2)}
+
+
+def main():
+    import resource
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200000, 200000))
+    except Exception:
+        pass
+    tmp = tempfile.mkdtemp(prefix="rpaas-bench-")
+    # nginx workers run as nobody: they must be able to read the document root.
+    os.chmod(tmp, 0o755)
+    doc = setup(tmp)
+    sh(f"chmod -R a+rX {doc}")
+    geo = os.path.join(ROOT, "data", "country.mmdb")
+    if not os.path.exists(geo):
+        # A small stand-in database so the GeoIP code paths still run.
+        sys.exit("data/country.mmdb is missing: run scripts/fetch-geoip.sh")
+    up_port, up_tls = free_port(), free_port()
+    ports = {"rpaas": free_port(), "nginx": free_port(), "nginx_crs": free_port(), "direct": up_tls}
+    open(f"{tmp}/upstream.conf", "w").write(upstream_conf(tmp, doc, up_port, up_tls))
+    open(f"{tmp}/nginx.conf", "w").write(nginx_proxy_conf(tmp, ports["nginx"], up_port, False, geo))
+    open(f"{tmp}/nginx_crs.conf", "w").write(nginx_proxy_conf(tmp, ports["nginx_crs"], up_port, True, geo))
+    open(f"{tmp}/rpaas.toml", "w").write(rpaas_conf(tmp, ports["rpaas"], up_port, geo))
+    for c in ["upstream", "nginx", "nginx_crs"]:
+        sh(f"nginx -t -q -p {tmp} -c {tmp}/{c}.conf", capture_output=True)
+    procs = {
+        "upstream": Proc("upstream", ["nginx", "-p", tmp, "-c", f"{tmp}/upstream.conf", "-g", "daemon off;"]),
+        "nginx": Proc("nginx", ["nginx", "-p", tmp, "-c", f"{tmp}/nginx.conf", "-g", "daemon off;"]),
+        "nginx_crs": Proc("nginx_crs", ["nginx", "-p", tmp, "-c", f"{tmp}/nginx_crs.conf", "-g", "daemon off;"]),
+        "rpaas": Proc("rpaas", [os.path.join(ROOT, "target/release/rpaas"), "serve", "--config", f"{tmp}/rpaas.toml"]),
+    }
+    procs["direct"] = procs["upstream"]
+    try:
+        for name, port in ports.items():
+            wait_port(port)
+        wait_port(up_port)
+        contenders = ["rpaas", "nginx", "nginx_crs", "direct"]
+        scenarios = [
+            ("get_1k", "/automate/small.bin", HOST_A, (), None),
+            ("get_64k", "/automate/big.bin", HOST_A, (), None),
+            ("agent_only_get", "/LabTech/Agent.aspx", HOST_B, (), None),
+            ("post_16k_form", "/automate/post", HOST_A, (), f"{tmp}/post.lua"),
+            ("new_tls_per_request", "/automate/small.bin", HOST_A, ("Connection: close",), None),
+        ]
+        # Sanity: every contender answers every scenario with 200.
+        for c in contenders:
+            for sname, path, host, extra, script in scenarios:
+                r = wrk(f"https://127.0.0.1:{ports[c]}{path}", host, extra, script, conns=1, dur=1)
+                if r["non2xx"] or r["socket_errors"] or r["requests"] == 0:
+                    print(f"warning: {c} {sname}: {r}", file=sys.stderr)
+        results = {}
+        for sname, path, host, extra, script in scenarios:
+            for rep in range(REPEATS):
+                order = contenders[rep % len(contenders):] + contenders[:rep % len(contenders)]
+                for c in order:
+                    cpu0 = procs[c].cpu()
+                    r = wrk(f"https://127.0.0.1:{ports[c]}{path}", host, extra, script)
+                    cpu = procs[c].cpu() - cpu0
+                    r["cpu_s_per_10k"] = round(cpu / max(1, r["requests"]) * 10000, 3)
+                    r["rss_kib"] = procs[c].rss_kib()
+                    results.setdefault(sname, {}).setdefault(c, []).append(r)
+                    print(f"{sname:22} {c:10} {r['rps']:10.0f} req/s p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms "
+                          f"cpu/10k {r['cpu_s_per_10k']} s non2xx {r['non2xx']} err {r['socket_errors']}", flush=True)
+        h2 = {}
+        for c in contenders:
+            h2[c] = h2load(f"https://127.0.0.1:{ports[c]}/automate/small.bin", HOST_A, 20000 if QUICK else 100000)
+            print(f"h2load {c:10} {h2[c]['rps']:10.0f} req/s", flush=True)
+        idle = {}
+        for c in ["rpaas", "nginx", "nginx_crs"]:
+            idle[c] = idle_rss(procs[c], ports[c], IDLE_N, HOST_A)
+            print(f"idle {c:10} {idle[c]}", flush=True)
+        report(results, h2, idle)
+    finally:
+        for p in procs.values():
+            p.stop()
+        if os.environ.get("BENCH_KEEP"):
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    return xs[len(xs) // 2] if xs else None
+
+
+def report(results, h2, idle):
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    summary = {}
+    lines = [f"# rpaas benchmark {stamp}{' (quick)' if QUICK else ''}", "",
+             f"Machine: {os.cpu_count()} cores, `{os.uname().release}`; proxies and upstream pinned to core {CORE_SERVER}, "
+             f"load generator on core {CORE_LOAD}. wrk -t1 -c{CONNS} -d{DUR}s, {REPEATS} repeat(s), medians.", "",
+             "| scenario | contender | req/s | p50 ms | p99 ms | CPU s / 10k req | RSS MiB | non-2xx |",
+             "|---|---|---|---|---|---|---|---|"]
+    for sname, per in results.items():
+        summary[sname] = {}
+        for c, runs in per.items():
+            m = {k: median([r[k] for r in runs]) for k in ["rps", "p50_ms", "p99_ms", "cpu_s_per_10k", "rss_kib"]}
+            m["non2xx"] = sum(r["non2xx"] for r in runs)
+            summary[sname][c] = m
+            lines.append(f"| {sname} | {c} | {m['rps']:.0f} | {m['p50_ms']} | {m['p99_ms']} | {m['cpu_s_per_10k']} | "
+                         f"{(m['rss_kib'] or 0) / 1024:.1f} | {m['non2xx']} |")
+    lines += ["", "Ratios (req/s; CPU per request, lower is better):", "",
+              "| scenario | rpaas/nginx | rpaas/nginx+CRS | rpaas/direct | CPU rpaas/nginx | CPU rpaas/nginx+CRS |", "|---|---|---|---|---|---|"]
+    for sname, per in summary.items():
+        r = per.get("rpaas", {})
+        def ratio(a, b, k):
+            return f"{a[k] / b[k]:.2f}" if a.get(k) and b.get(k) else "-"
+        lines.append(f"| {sname} | {ratio(r, per.get('nginx', {}), 'rps')} | {ratio(r, per.get('nginx_crs', {}), 'rps')} | "
+                     f"{ratio(r, per.get('direct', {}), 'rps')} | {ratio(r, per.get('nginx', {}), 'cpu_s_per_10k')} | "
+                     f"{ratio(r, per.get('nginx_crs', {}), 'cpu_s_per_10k')} |")
+    lines += ["", "HTTP/2 (h2load -c16 -m10):", "", "| contender | req/s |", "|---|---|"]
+    for c, v in h2.items():
+        lines.append(f"| {c} | {v['rps']:.0f} |")
+    lines += ["", f"Idle TLS keep-alive connections ({IDLE_N} requested):", "",
+              "| contender | opened | RSS before MiB | RSS held MiB | KiB per connection |", "|---|---|---|---|---|"]
+    for c, v in idle.items():
+        lines.append(f"| {c} | {v['opened']} | {v['rss_base_kib'] / 1024:.1f} | {v['rss_held_kib'] / 1024:.1f} | {v['kib_per_conn']} |")
+    md = "\n".join(lines) + "\n"
+    out = os.path.join(ROOT, "bench", "results")
+    os.makedirs(out, exist_ok=True)
+    json.dump({"stamp": stamp, "quick": QUICK, "results": results, "summary": summary, "h2": h2, "idle": idle},
+              open(os.path.join(out, f"{stamp}.json"), "w"), indent=1)
+    open(os.path.join(out, f"{stamp}.md"), "w").write(md)
+    open(os.path.join(out, "latest.md"), "w").write(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
