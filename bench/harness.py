@@ -22,7 +22,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = "--quick" in sys.argv
 DUR = 3 if QUICK else 10
 REPEATS = 1 if QUICK else 3
-IDLE_N = 1000 if QUICK else 20000
+def _idle_n():
+    """20k idle connections, or as many as this machine's file-descriptor limit allows (the
+    client and the proxy each hold one descriptor per connection)."""
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    want = 1000 if QUICK else 20000
+    return max(100, min(want, hard - 1000)) if hard != resource.RLIM_INFINITY else want
+
+
+IDLE_N = _idle_n()
 CONNS = 32
 HOST_A = "bench-a.example.net"
 HOST_B = "bench-b.example.net"
@@ -50,12 +59,16 @@ class Proc:
 
     def pids(self):
         """The process and its children (nginx workers)."""
+        if getattr(self, "_pids", None):
+            return self._pids
         out = [self.p.pid]
         try:
             kids = subprocess.run(["pgrep", "-P", str(self.p.pid)], capture_output=True, text=True).stdout.split()
             out += [int(k) for k in kids]
         except Exception:
             pass
+        if len(out) > 1 or self.name == "rpaas":
+            self._pids = out
         return out
 
     def cpu(self):
@@ -124,7 +137,7 @@ pid {tmp}/{name}.pid;
 error_log {tmp}/{name}.error.log warn;
 {modules}
 events {{ worker_connections 65536; }}
-worker_rlimit_nofile 200000;
+worker_rlimit_nofile 20000;
 http {{
   access_log {tmp}/{name}.access.log;
   client_body_temp_path {tmp}/{name}_body;
@@ -255,11 +268,13 @@ def wrk(url, host, extra=(), script=None, conns=CONNS, dur=DUR):
 
 
 def h2load(url, host, n):
-    cmd = ["taskset", "-c", CORE_LOAD, "h2load", "-c", "16", "-m", "10", "-n", str(n), "-H", f"host: {host}", url]
+    cmd = ["taskset", "-c", CORE_LOAD, "h2load", "-c", "16", "-m", "10", "-n", str(n), "-H", f":authority: {host}", url]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
     rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
     ok = re.search(r"(\d+) succeeded", out)
-    return {"rps": float(rps.group(1)) if rps else 0.0, "requests": int(ok.group(1)) if ok else 0}
+    s2 = re.search(r"status codes: (\d+) 2xx", out)
+    return {"rps": float(rps.group(1)) if rps else 0.0, "requests": int(ok.group(1)) if ok else 0,
+            "status_2xx": int(s2.group(1)) if s2 else 0}
 
 
 async def hold_idle(port, n, host):
@@ -297,8 +312,9 @@ def idle_rss(proc, port, n, host):
 
 def main():
     import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (200000, 200000))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except Exception:
         pass
     tmp = tempfile.mkdtemp(prefix="rpaas-bench-")
@@ -404,9 +420,9 @@ def report(results, h2, idle):
         lines.append(f"| {sname} | {ratio(r, per.get('nginx', {}), 'rps')} | {ratio(r, per.get('nginx_crs', {}), 'rps')} | "
                      f"{ratio(r, per.get('direct', {}), 'rps')} | {ratio(r, per.get('nginx', {}), 'cpu_s_per_10k')} | "
                      f"{ratio(r, per.get('nginx_crs', {}), 'cpu_s_per_10k')} |")
-    lines += ["", "HTTP/2 (h2load -c16 -m10):", "", "| contender | req/s |", "|---|---|"]
+    lines += ["", "HTTP/2 (h2load -c16 -m10):", "", "| contender | req/s | 2xx of requests |", "|---|---|---|"]
     for c, v in h2.items():
-        lines.append(f"| {c} | {v['rps']:.0f} |")
+        lines.append(f"| {c} | {v['rps']:.0f} | {v.get('status_2xx', 0)} / {v['requests']} |")
     lines += ["", f"Idle TLS keep-alive connections ({IDLE_N} requested):", "",
               "| contender | opened | RSS before MiB | RSS held MiB | KiB per connection |", "|---|---|---|---|---|"]
     for c, v in idle.items():

@@ -209,6 +209,24 @@ async fn handle(
     if path == "/ws" {
         return Ok(websocket(req, &headers, &seen, method, pq));
     }
+    // Introspection for the robustness suite: what reached the origin.
+    if path == "/__seen" {
+        let list: Vec<serde_json::Value> = seen
+            .lock()
+            .map(|s| {
+                s.iter()
+                    .map(|r| serde_json::json!([r.method, r.path_and_query, r.body_len]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Ok(Response::new(full(serde_json::Value::Array(list).to_string())));
+    }
+    if path == "/__reset" {
+        if let Ok(mut s) = seen.lock() {
+            s.clear();
+        }
+        return Ok(Response::new(full("reset")));
+    }
 
     // Consume the body as it arrives: a large upload must never sit in memory here either.
     let mut body = req.into_body();
