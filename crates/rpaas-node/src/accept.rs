@@ -274,7 +274,11 @@ async fn handle_tls<A>(
     });
     let hs = tokio::time::timeout(
         timeout,
-        pingora::protocols::tls::server::handshake_with_callback(acceptor, stream, &callbacks),
+        pingora::protocols::tls::server::handshake_with_callback(
+            acceptor,
+            crate::bufio::BufIo::new(stream),
+            &callbacks,
+        ),
     )
     .await;
     let tls = match hs {

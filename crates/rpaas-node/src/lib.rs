@@ -9,6 +9,7 @@
 
 mod accept;
 mod admin;
+mod bufio;
 mod explain;
 mod harden;
 mod ips;

@@ -219,7 +219,9 @@ async fn handle(
                     .collect()
             })
             .unwrap_or_default();
-        return Ok(Response::new(full(serde_json::Value::Array(list).to_string())));
+        return Ok(Response::new(full(
+            serde_json::Value::Array(list).to_string(),
+        )));
     }
     if path == "/__reset" {
         if let Ok(mut s) = seen.lock() {

@@ -1,0 +1,181 @@
+//! Buffering under TLS. Pingora's own listeners give each TCP stream a read buffer and a small
+//! write buffer; a stream built from a bare `TcpStream` (as our accept loop must) has neither,
+//! so OpenSSL would make two `recv` calls per TLS record (header, then body) and one `send`
+//! per record. This wrapper restores the buffers; Pingora flushes where it needs the bytes out
+//! (end of header without body, end of body, every chunk of chunked and close-delimited bodies).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::tls::{SslDigest, TlsRef};
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
+    TimingDigest, UniqueID, UniqueIDType, ALPN,
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+const READ_CAP: usize = 16 * 1024 + 512;
+const WRITE_CAP: usize = 16 * 1024 + 512;
+
+#[derive(Debug)]
+pub struct BufIo {
+    inner: L4Stream,
+    rbuf: Box<[u8]>,
+    rpos: usize,
+    rlen: usize,
+    wbuf: Vec<u8>,
+}
+
+impl BufIo {
+    pub fn new(inner: L4Stream) -> Self {
+        Self {
+            inner,
+            rbuf: vec![0u8; READ_CAP].into_boxed_slice(),
+            rpos: 0,
+            rlen: 0,
+            wbuf: Vec::with_capacity(WRITE_CAP),
+        }
+    }
+
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut off = 0;
+        while off < self.wbuf.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &self.wbuf[off..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => off += n,
+                Poll::Ready(Err(e)) => {
+                    self.wbuf.drain(..off);
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Pending => {
+                    self.wbuf.drain(..off);
+                    return Poll::Pending;
+                }
+            }
+        }
+        self.wbuf.clear();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for BufIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.rpos == this.rlen {
+            // Large reads bypass the buffer.
+            if buf.remaining() >= READ_CAP {
+                return Pin::new(&mut this.inner).poll_read(cx, buf);
+            }
+            let mut rb = ReadBuf::new(&mut this.rbuf);
+            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
+            this.rlen = rb.filled().len();
+            this.rpos = 0;
+            if this.rlen == 0 {
+                return Poll::Ready(Ok(()));
+            }
+        }
+        let n = (this.rlen - this.rpos).min(buf.remaining());
+        buf.put_slice(&this.rbuf[this.rpos..this.rpos + n]);
+        this.rpos += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for BufIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.wbuf.len() + buf.len() > WRITE_CAP {
+            ready!(this.poll_drain(cx))?;
+        }
+        if buf.len() >= WRITE_CAP {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        }
+        this.wbuf.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl Shutdown for BufIo {
+    async fn shutdown(&mut self) {
+        let _ = std::future::poll_fn(|cx| self.poll_drain(cx)).await;
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for BufIo {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for BufIo {
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.inner.get_ssl()
+    }
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for BufIo {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for BufIo {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+}
+
+impl GetSocketDigest for BufIo {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+    fn set_socket_digest(&mut self, d: SocketDigest) {
+        self.inner.set_socket_digest(d)
+    }
+}
+
+#[async_trait]
+impl Peek for BufIo {
+    async fn try_peek(&mut self, _buf: &mut [u8]) -> io::Result<bool> {
+        // Bytes may already sit in our buffer: peeking the socket would lie.
+        Ok(false)
+    }
+}
