@@ -346,6 +346,10 @@ def main():
             wait_port(port)
         wait_port(up_port)
         contenders = ["rpaas", "nginx", "nginx_crs", "direct"]
+        if os.environ.get("BENCH_ONLY") == "idle":
+            for c in ["rpaas", "nginx"]:
+                print(f"idle {c:10} {idle_rss(procs[c], ports[c], IDLE_N, HOST_A)}", flush=True)
+            return
         scenarios = [
             ("get_1k", "/automate/small.bin", HOST_A, (), None),
             ("get_64k", "/automate/big.bin", HOST_A, (), None),

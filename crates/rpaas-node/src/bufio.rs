@@ -20,13 +20,15 @@ use pingora::protocols::{
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-const READ_CAP: usize = 16 * 1024 + 512;
+/// Fits a typical request in one record; larger records are read in more than one go.
+const READ_CAP: usize = 8 * 1024;
 const WRITE_CAP: usize = 16 * 1024 + 512;
 
 #[derive(Debug)]
 pub struct BufIo {
     inner: L4Stream,
-    rbuf: Box<[u8]>,
+    /// Allocated at the first read.
+    rbuf: Option<Box<[u8]>>,
     rpos: usize,
     rlen: usize,
     wbuf: Vec<u8>,
@@ -36,10 +38,10 @@ impl BufIo {
     pub fn new(inner: L4Stream) -> Self {
         Self {
             inner,
-            rbuf: vec![0u8; READ_CAP].into_boxed_slice(),
+            rbuf: None,
             rpos: 0,
             rlen: 0,
-            wbuf: Vec::with_capacity(WRITE_CAP),
+            wbuf: Vec::new(),
         }
     }
 
@@ -59,7 +61,8 @@ impl BufIo {
                 }
             }
         }
-        self.wbuf.clear();
+        // Give the memory back between responses.
+        self.wbuf = Vec::new();
         Poll::Ready(Ok(()))
     }
 }
@@ -76,7 +79,10 @@ impl AsyncRead for BufIo {
             if buf.remaining() >= READ_CAP {
                 return Pin::new(&mut this.inner).poll_read(cx, buf);
             }
-            let mut rb = ReadBuf::new(&mut this.rbuf);
+            let rbuf = this
+                .rbuf
+                .get_or_insert_with(|| vec![0u8; READ_CAP].into_boxed_slice());
+            let mut rb = ReadBuf::new(rbuf);
             ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
             this.rlen = rb.filled().len();
             this.rpos = 0;
@@ -84,8 +90,11 @@ impl AsyncRead for BufIo {
                 return Poll::Ready(Ok(()));
             }
         }
+        let Some(rbuf) = this.rbuf.as_ref() else {
+            return Poll::Ready(Ok(()));
+        };
         let n = (this.rlen - this.rpos).min(buf.remaining());
-        buf.put_slice(&this.rbuf[this.rpos..this.rpos + n]);
+        buf.put_slice(&rbuf[this.rpos..this.rpos + n]);
         this.rpos += n;
         Poll::Ready(Ok(()))
     }
@@ -98,7 +107,7 @@ impl AsyncWrite for BufIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if this.wbuf.len() + buf.len() > WRITE_CAP {
+        if !this.wbuf.is_empty() && this.wbuf.len() + buf.len() > WRITE_CAP {
             ready!(this.poll_drain(cx))?;
         }
         if buf.len() >= WRITE_CAP {
