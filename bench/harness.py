@@ -437,7 +437,8 @@ def report(results, h2, idle):
     json.dump({"stamp": stamp, "quick": QUICK, "results": results, "summary": summary, "h2": h2, "idle": idle},
               open(os.path.join(out, f"{stamp}.json"), "w"), indent=1)
     open(os.path.join(out, f"{stamp}.md"), "w").write(md)
-    open(os.path.join(out, "latest.md"), "w").write(md)
+    # A smoke run does not replace the last full run's table.
+    open(os.path.join(out, "latest-quick.md" if QUICK else "latest.md"), "w").write(md)
     print(md)
 
 
