@@ -12,6 +12,7 @@ mod admin;
 mod bufio;
 mod explain;
 mod harden;
+mod iodelegate;
 mod ips;
 mod logging;
 mod metrics;
