@@ -372,59 +372,45 @@ pub enum Scope {
     Body,
 }
 
+/// `(name, value)` pairs of a list.
+fn pairs(list: &[(String, String)]) -> Vec<(Option<&str>, &str)> {
+    list.iter()
+        .map(|(k, v)| (Some(k.as_str()), v.as_str()))
+        .collect()
+}
+
+/// The names of a list, as values.
+fn names(list: &[(String, String)]) -> Vec<(Option<&str>, &str)> {
+    list.iter()
+        .map(|(k, _)| (Some(k.as_str()), k.as_str()))
+        .collect()
+}
+
 fn values<'a>(req: &'a RequestData, t: &Target, scope: Scope) -> Vec<(Option<&'a str>, &'a str)> {
     match (scope, t) {
         (Scope::Head, Target::Method) => vec![(None, req.method.as_str())],
         (Scope::Head, Target::Path) => vec![(None, req.path.as_str())],
         (Scope::Head, Target::RawPath) => vec![(None, req.raw_path.as_str())],
         (Scope::Head, Target::Query) if !req.query.is_empty() => vec![(None, req.query.as_str())],
-        (Scope::Head, Target::Args) => req
-            .query_args
-            .iter()
-            .map(|(k, v)| (Some(k.as_str()), v.as_str()))
-            .collect(),
-        (Scope::Head, Target::ArgNames) => req
-            .query_args
-            .iter()
-            .map(|(k, _)| (Some(k.as_str()), k.as_str()))
-            .collect(),
-        (Scope::Body, Target::Args) => req
-            .body_args
-            .iter()
-            .map(|(k, v)| (Some(k.as_str()), v.as_str()))
-            .collect(),
-        (Scope::Body, Target::ArgNames) => req
-            .body_args
-            .iter()
-            .map(|(k, _)| (Some(k.as_str()), k.as_str()))
-            .collect(),
+        (Scope::Head, Target::Args) => pairs(&req.query_args),
+        (Scope::Head, Target::ArgNames) => names(&req.query_args),
+        (Scope::Body, Target::Args) => pairs(&req.body_args),
+        (Scope::Body, Target::ArgNames) => names(&req.body_args),
         (Scope::Head, Target::Headers) => req
             .headers
             .iter()
             .filter(|(k, _)| k != "cookie")
             .map(|(k, v)| (Some(k.as_str()), v.as_str()))
             .collect(),
-        (Scope::Head, Target::HeaderNames) => req
-            .headers
-            .iter()
-            .map(|(k, _)| (Some(k.as_str()), k.as_str()))
-            .collect(),
+        (Scope::Head, Target::HeaderNames) => names(&req.headers),
         (Scope::Head, Target::Header(h)) => req
             .headers
             .iter()
             .filter(|(k, _)| k == h)
             .map(|(k, v)| (Some(k.as_str()), v.as_str()))
             .collect(),
-        (Scope::Head, Target::Cookies) => req
-            .cookies
-            .iter()
-            .map(|(k, v)| (Some(k.as_str()), v.as_str()))
-            .collect(),
-        (Scope::Head, Target::CookieNames) => req
-            .cookies
-            .iter()
-            .map(|(k, _)| (Some(k.as_str()), k.as_str()))
-            .collect(),
+        (Scope::Head, Target::Cookies) => pairs(&req.cookies),
+        (Scope::Head, Target::CookieNames) => names(&req.cookies),
         (Scope::Body, Target::Body) => req
             .body
             .as_deref()
