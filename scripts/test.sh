@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+# The end-to-end tests start the real binaries (rpaas, rpaas-connector, rpaas-standin).
+cargo build --workspace --bins
 cargo test --workspace --all-targets "$@"
