@@ -117,29 +117,15 @@ impl RuleSet {
                 }
             }
             match &r.op {
-                Op::Regex(p) if r.negate => {
-                    let re = regex::bytes::RegexBuilder::new(p)
-                        .unicode(false)
-                        .size_limit(1 << 22)
-                        .build()
-                        .map_err(|e| RuleError {
-                            file: "-".into(),
-                            rule: Some(r.id),
-                            reason: format!("bad regex: {e}"),
-                        })?;
-                    g.negated.push((i, re));
-                }
                 Op::Regex(p) => {
-                    let re = regex::bytes::RegexBuilder::new(p)
-                        .unicode(false)
-                        .size_limit(1 << 22)
-                        .build()
-                        .map_err(|e| RuleError {
-                            file: "-".into(),
-                            rule: Some(r.id),
-                            reason: format!("bad regex: {e}"),
-                        })?;
-                    if re.is_match(b"\n") {
+                    let re = rules::compile_regex(p).map_err(|reason| RuleError {
+                        file: "-".into(),
+                        rule: Some(r.id),
+                        reason,
+                    })?;
+                    if r.negate {
+                        g.negated.push((i, re));
+                    } else if re.is_match(b"\n") {
                         g.always.push((i, re));
                     } else {
                         g.set_rules.push(i);

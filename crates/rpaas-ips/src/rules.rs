@@ -206,6 +206,15 @@ struct FileRule {
     unless_args: Vec<String>,
 }
 
+/// Compiles one rule pattern the way the engine runs it (ASCII, bytes).
+pub(crate) fn compile_regex(p: &str) -> Result<regex::bytes::Regex, String> {
+    regex::bytes::RegexBuilder::new(p)
+        .unicode(false)
+        .size_limit(1 << 22)
+        .build()
+        .map_err(|e| format!("bad regex: {e}"))
+}
+
 /// Parses a rule file's text. `file` names it in errors.
 pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, Vec<RuleError>> {
     let parsed: FileRules = toml::from_str(text).map_err(|e| {
@@ -288,11 +297,7 @@ fn build_rule(id: u32, r: FileRule) -> Result<Rule, String> {
     let op = match r.op.as_deref().unwrap_or("regex") {
         "regex" => {
             let p = need_pattern()?;
-            regex::bytes::RegexBuilder::new(&p)
-                .unicode(false)
-                .size_limit(1 << 22)
-                .build()
-                .map_err(|e| format!("bad regex: {e}"))?;
+            compile_regex(&p)?;
             Op::Regex(p)
         }
         "contains" => {
