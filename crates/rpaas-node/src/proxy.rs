@@ -426,14 +426,13 @@ impl ProxyHttp for Proxy {
             return Ok(None);
         };
         let class = ctx.class.unwrap_or(TrafficClass::Other);
-        let method = session.req_header().method.as_str().to_string();
         if let Some(reason) = crate::ips::response_chunk(
             &self.shared,
             &ctx.snap,
             &inst,
             &mut ctx.ips,
             class,
-            &method,
+            session.req_header().method.as_str(),
             &ctx.canonical_path,
             &ctx.request_id,
             body,
