@@ -6,18 +6,15 @@
 //! [`limits`] holds the token buckets and the ban table; it is given the time, never reads it.
 #![forbid(unsafe_code)]
 
+mod engine;
 pub mod input;
 pub mod limits;
 pub mod rules;
 pub mod transform;
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 
-use aho_corasick::AhoCorasick;
-use regex_automata::meta::Regex as MetaRegex;
-use regex_automata::util::syntax;
-use regex_automata::{Input, MatchKind, PatternSet};
+use engine::Plan;
 pub use rpaas_policy::{PathPattern, TrafficClass};
 
 pub use input::RequestData;
@@ -27,30 +24,12 @@ pub use transform::Transform;
 /// The shipped ruleset (see `rules/builtin.toml`).
 pub const BUILTIN_RULES: &str = include_str!("../rules/builtin.toml");
 
-/// Rules sharing a transform chain, compiled together.
-struct Group {
-    transforms: Vec<Transform>,
-    /// Negated regexes, checked one by one (a set cannot say what did not match).
-    negated: Vec<(usize, regex::bytes::Regex)>,
-    /// Regexes that match the newline joining values for the prefilter (e.g. CR/LF rules):
-    /// checked one by one so the prefilter stays meaningful.
-    always: Vec<(usize, regex::bytes::Regex)>,
-    targets: Vec<Target>,
-    set: Option<MetaRegex>,
-    /// The same patterns in multi-line mode, run once over all of a target's values joined
-    /// by newlines: most requests match nothing, and one scan says so.
-    prefilter: Option<MetaRegex>,
-    set_rules: Vec<usize>,
-    ac: Option<AhoCorasick>,
-    ac_rules: Vec<usize>,
-    simple: Vec<usize>,
-}
-
 /// A compiled rule set.
 pub struct RuleSet {
     rules: Vec<Rule>,
-    request: Vec<Group>,
-    response: Vec<Group>,
+    request: Plan,
+    response: Plan,
+    /// Rules counting a target's values (`count_gt`).
     counts: Vec<usize>,
 }
 
@@ -79,104 +58,20 @@ impl RuleSet {
                 });
             }
         }
-        let mut request: Vec<Group> = Vec::new();
-        let mut response: Vec<Group> = Vec::new();
+        let mut request = Vec::new();
+        let mut response = Vec::new();
         let mut counts = Vec::new();
         for (i, r) in rules.iter().enumerate() {
-            if let Op::CountGt(_) = r.op {
-                counts.push(i);
-                continue;
-            }
-            let groups = if r.phase == Phase::Response {
-                &mut response
-            } else {
-                &mut request
-            };
-            let g = match groups.iter_mut().position(|g| g.transforms == r.transforms) {
-                Some(p) => &mut groups[p],
-                None => {
-                    groups.push(Group {
-                        transforms: r.transforms.clone(),
-                        negated: Vec::new(),
-                        always: Vec::new(),
-                        targets: Vec::new(),
-                        set: None,
-                        prefilter: None,
-                        set_rules: Vec::new(),
-                        ac: None,
-                        ac_rules: Vec::new(),
-                        simple: Vec::new(),
-                    });
-                    let n = groups.len() - 1;
-                    &mut groups[n]
-                }
-            };
-            for t in &r.targets {
-                if !g.targets.contains(t) {
-                    g.targets.push(t.clone());
-                }
-            }
-            match &r.op {
-                Op::Regex(p) => {
-                    let re = rules::compile_regex(p).map_err(|reason| RuleError {
-                        file: "-".into(),
-                        rule: Some(r.id),
-                        reason,
-                    })?;
-                    if r.negate {
-                        g.negated.push((i, re));
-                    } else if re.is_match(b"\n") {
-                        g.always.push((i, re));
-                    } else {
-                        g.set_rules.push(i);
-                    }
-                }
-                Op::Contains(list) => {
-                    for _ in list {
-                        g.ac_rules.push(i);
-                    }
-                }
-                _ => g.simple.push(i),
-            }
-        }
-        for g in request.iter_mut().chain(response.iter_mut()) {
-            if !g.set_rules.is_empty() {
-                let pats: Vec<&str> = g
-                    .set_rules
-                    .iter()
-                    .map(|i| match &rules[*i].op {
-                        Op::Regex(p) => p.as_str(),
-                        _ => "",
-                    })
-                    .collect();
-                // ASCII classes and boundaries keep the lazy DFA small and on its fast path;
-                // values are matched as bytes.
-                g.prefilter = Some(build_set(&pats, true)?);
-                g.set = Some(build_set(&pats, false)?);
-            }
-            if !g.ac_rules.is_empty() {
-                let mut pats: Vec<&str> = Vec::new();
-                let mut seen_rules = Vec::new();
-                for i in &g.ac_rules {
-                    if seen_rules.contains(i) {
-                        continue;
-                    }
-                    seen_rules.push(*i);
-                    if let Op::Contains(list) = &rules[*i].op {
-                        pats.extend(list.iter().map(String::as_str));
-                    }
-                }
-                g.ac = Some(AhoCorasick::new(pats).map_err(|e| RuleError {
-                    file: "-".into(),
-                    rule: None,
-                    reason: e.to_string(),
-                })?);
+            match (&r.op, r.phase) {
+                (Op::CountGt(_), _) => counts.push(i),
+                (_, Phase::Response) => response.push(i),
+                (_, Phase::Request) => request.push(i),
             }
         }
         Ok(Self {
+            request: Plan::build(&rules, &request)?,
+            response: Plan::build(&rules, &response)?,
             rules,
-            request,
-            response,
             counts,
         })
     }
@@ -196,32 +91,6 @@ impl RuleSet {
     pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
         self.rules.iter().map(|r| r.id)
     }
-}
-
-/// One automaton for many patterns. Literal prefilters are off: with dozens of patterns the
-/// extracted literals are short and common, and the prefilter would fire at nearly every
-/// position; the lazy DFA alone scans each byte once.
-fn build_set(pats: &[&str], multi_line: bool) -> Result<MetaRegex, RuleError> {
-    MetaRegex::builder()
-        .syntax(
-            syntax::Config::new()
-                .unicode(false)
-                .utf8(false)
-                .multi_line(multi_line),
-        )
-        .configure(
-            MetaRegex::config()
-                .match_kind(MatchKind::All)
-                .auto_prefilter(false)
-                .nfa_size_limit(Some(1 << 26))
-                .hybrid_cache_capacity(1 << 23),
-        )
-        .build_many(pats)
-        .map_err(|e| RuleError {
-            file: "-".into(),
-            rule: None,
-            reason: format!("rule set cannot be compiled: {e}"),
-        })
 }
 
 /// What the IPS does on an instance.
@@ -358,223 +227,58 @@ pub enum Scope {
     Body,
 }
 
-/// `(name, value)` pairs of a list.
-fn pairs(list: &[(String, String)]) -> Vec<(Option<&str>, &str)> {
-    list.iter()
-        .map(|(k, v)| (Some(k.as_str()), v.as_str()))
-        .collect()
-}
-
-/// The names of a list, as values.
-fn names(list: &[(String, String)]) -> Vec<(Option<&str>, &str)> {
-    list.iter()
-        .map(|(k, _)| (Some(k.as_str()), k.as_str()))
-        .collect()
-}
-
-fn values<'a>(req: &'a RequestData, t: &Target, scope: Scope) -> Vec<(Option<&'a str>, &'a str)> {
+/// Calls `f` with each `(name, value)` of a target in a part of the request.
+fn for_each_value<'a>(
+    req: &'a RequestData,
+    t: &Target,
+    scope: Scope,
+    f: &mut dyn FnMut(Option<&'a str>, &'a str),
+) {
+    let pairs = |list: &'a [(String, String)], f: &mut dyn FnMut(Option<&'a str>, &'a str)| {
+        for (k, v) in list {
+            f(Some(k.as_str()), v.as_str());
+        }
+    };
+    let names = |list: &'a [(String, String)], f: &mut dyn FnMut(Option<&'a str>, &'a str)| {
+        for (k, _) in list {
+            f(Some(k.as_str()), k.as_str());
+        }
+    };
     match (scope, t) {
-        (Scope::Head, Target::Method) => vec![(None, req.method.as_str())],
-        (Scope::Head, Target::Path) => vec![(None, req.path.as_str())],
-        (Scope::Head, Target::RawPath) => vec![(None, req.raw_path.as_str())],
-        (Scope::Head, Target::Query) if !req.query.is_empty() => vec![(None, req.query.as_str())],
-        (Scope::Head, Target::Args) => pairs(&req.query_args),
-        (Scope::Head, Target::ArgNames) => names(&req.query_args),
-        (Scope::Body, Target::Args) => pairs(&req.body_args),
-        (Scope::Body, Target::ArgNames) => names(&req.body_args),
-        (Scope::Head, Target::Headers) => req
-            .headers
-            .iter()
-            .filter(|(k, _)| k != "cookie")
-            .map(|(k, v)| (Some(k.as_str()), v.as_str()))
-            .collect(),
-        (Scope::Head, Target::HeaderNames) => names(&req.headers),
-        (Scope::Head, Target::Header(h)) => req
-            .headers
-            .iter()
-            .filter(|(k, _)| k == h)
-            .map(|(k, v)| (Some(k.as_str()), v.as_str()))
-            .collect(),
-        (Scope::Head, Target::Cookies) => pairs(&req.cookies),
-        (Scope::Head, Target::CookieNames) => names(&req.cookies),
-        (Scope::Body, Target::Body) => req
-            .body
-            .as_deref()
-            .map(|b| vec![(None, b)])
-            .unwrap_or_default(),
-        _ => Vec::new(),
+        (Scope::Head, Target::Method) => f(None, &req.method),
+        (Scope::Head, Target::Path) => f(None, &req.path),
+        (Scope::Head, Target::RawPath) => f(None, &req.raw_path),
+        (Scope::Head, Target::Query) if !req.query.is_empty() => f(None, &req.query),
+        (Scope::Head, Target::Args) => pairs(&req.query_args, f),
+        (Scope::Head, Target::ArgNames) => names(&req.query_args, f),
+        (Scope::Body, Target::Args) => pairs(&req.body_args, f),
+        (Scope::Body, Target::ArgNames) => names(&req.body_args, f),
+        (Scope::Head, Target::Headers) => {
+            for (k, v) in req.headers.iter().filter(|(k, _)| k != "cookie") {
+                f(Some(k.as_str()), v.as_str());
+            }
+        }
+        (Scope::Head, Target::HeaderNames) => names(&req.headers, f),
+        (Scope::Head, Target::Header(h)) => {
+            for (k, v) in req.headers.iter().filter(|(k, _)| k == h) {
+                f(Some(k.as_str()), v.as_str());
+            }
+        }
+        (Scope::Head, Target::Cookies) => pairs(&req.cookies, f),
+        (Scope::Head, Target::CookieNames) => names(&req.cookies, f),
+        (Scope::Body, Target::Body) => {
+            if let Some(b) = &req.body {
+                f(None, b);
+            }
+        }
+        _ => {}
     }
 }
 
 fn count(req: &RequestData, t: &Target, scope: Scope) -> usize {
-    values(req, t, scope).len()
-}
-
-/// A matched rule, before settings are applied.
-struct Hit<'a> {
-    rule: usize,
-    target: &'a Target,
-    name: Option<&'a str>,
-}
-
-fn simple_match(op: &Op, v: &str) -> bool {
-    match op {
-        Op::Prefix(p) => v.starts_with(p.as_str()),
-        Op::Suffix(p) => v.ends_with(p.as_str()),
-        Op::Equals(p) => v == p,
-        Op::LengthGt(n) => v.len() > *n,
-        _ => false,
-    }
-}
-
-/// Scans a request's values. Per group (transform chain) and target, the values are
-/// transformed (with a per-value prefix cache: `url_decode` is computed once and `lowercase`
-/// built on it, ...), joined by newlines and run once through the group's prefilter; only when
-/// that finds something are the values matched one by one to know which rule and argument.
-fn scan<'a>(
-    rs: &RuleSet,
-    groups: &'a [Group],
-    get: impl Fn(&Target) -> Vec<(Option<&'a str>, &'a str)>,
-    hits: &mut Vec<Hit<'a>>,
-) {
-    struct Slot<'a> {
-        target: &'a Target,
-        values: Vec<(Option<&'a str>, &'a str)>,
-        cache: Vec<Vec<(&'a [Transform], Cow<'a, str>)>>,
-    }
-    let mut slots: Vec<Slot<'a>> = Vec::new();
-    let mut joined = String::new();
-    for g in groups {
-        let chain: &'a [Transform] = &g.transforms;
-        for t in &g.targets {
-            let si = match slots.iter().position(|s| s.target == t) {
-                Some(i) => i,
-                None => {
-                    let values = get(t);
-                    let n = values.len();
-                    slots.push(Slot {
-                        target: t,
-                        values,
-                        cache: (0..n).map(|_| Vec::new()).collect(),
-                    });
-                    slots.len() - 1
-                }
-            };
-            let slot = &mut slots[si];
-            if slot.values.is_empty() {
-                continue;
-            }
-            // Transform every value (reusing the longest cached prefix of this chain).
-            let mut idx = Vec::with_capacity(slot.values.len());
-            for (vi, (_, raw)) in slot.values.iter().enumerate() {
-                let cache = &mut slot.cache[vi];
-                if let Some(i) = cache.iter().position(|(c, _)| *c == chain) {
-                    idx.push(i);
-                    continue;
-                }
-                let mut best: Option<usize> = None;
-                for (i, (c, _)) in cache.iter().enumerate() {
-                    if chain.starts_with(c) && best.is_none_or(|b| cache[b].0.len() < c.len()) {
-                        best = Some(i);
-                    }
-                }
-                let (start, mut v): (usize, Cow<'a, str>) = match best {
-                    Some(i) => (cache[i].0.len(), cache[i].1.clone()),
-                    None => (0, Cow::Borrowed(*raw)),
-                };
-                for tr in &chain[start..] {
-                    v = tr.apply(v);
-                }
-                cache.push((chain, v));
-                idx.push(cache.len() - 1);
-            }
-            let value = |vi: usize| -> &str { &slot.cache[vi][idx[vi]].1 };
-            // Cheap per-value checks first.
-            if !g.simple.is_empty() || !g.negated.is_empty() || !g.always.is_empty() {
-                for vi in 0..slot.values.len() {
-                    let v = value(vi);
-                    let name = slot.values[vi].0;
-                    let mut hit = |rule: usize| {
-                        if rs.rules[rule].targets.contains(t)
-                            && !hits.iter().any(|h| h.rule == rule)
-                        {
-                            hits.push(Hit {
-                                rule,
-                                target: t,
-                                name,
-                            });
-                        }
-                    };
-                    for i in &g.simple {
-                        if simple_match(&rs.rules[*i].op, v) != rs.rules[*i].negate {
-                            hit(*i);
-                        }
-                    }
-                    for (i, re) in &g.negated {
-                        if !re.is_match(v.as_bytes()) {
-                            hit(*i);
-                        }
-                    }
-                    for (i, re) in &g.always {
-                        if re.is_match(v.as_bytes()) {
-                            hit(*i);
-                        }
-                    }
-                }
-            }
-            if g.set.is_none() && g.ac.is_none() {
-                continue;
-            }
-            let candidates = if slot.values.len() == 1 {
-                true
-            } else {
-                joined.clear();
-                for vi in 0..slot.values.len() {
-                    if vi > 0 {
-                        joined.push('\n');
-                    }
-                    joined.push_str(value(vi));
-                }
-                g.prefilter
-                    .as_ref()
-                    .is_some_and(|p| p.is_match(joined.as_bytes()))
-                    || g.ac.as_ref().is_some_and(|ac| ac.is_match(joined.as_str()))
-            };
-            if !candidates {
-                continue;
-            }
-            for vi in 0..slot.values.len() {
-                let v = value(vi);
-                let name = slot.values[vi].0;
-                let mut hit = |rule: usize| {
-                    if rs.rules[rule].targets.contains(t) && !hits.iter().any(|h| h.rule == rule) {
-                        hits.push(Hit {
-                            rule,
-                            target: t,
-                            name,
-                        });
-                    }
-                };
-                if let Some(set) = &g.set {
-                    let input = Input::new(v.as_bytes());
-                    if set.is_match(input.clone()) {
-                        let mut found = PatternSet::new(set.pattern_len());
-                        set.which_overlapping_matches(&input, &mut found);
-                        for i in found.iter() {
-                            hit(g.set_rules[i.as_usize()]);
-                        }
-                    }
-                }
-                if let Some(ac) = &g.ac {
-                    if ac.is_match(v) {
-                        for m in ac.find_overlapping_iter(v) {
-                            hit(g.ac_rules[m.pattern().as_usize()]);
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let mut n = 0;
+    for_each_value(req, t, scope, &mut |_, _| n += 1);
+    n
 }
 
 fn applies(rule: &Rule, class: TrafficClass, method: &str, req: Option<&RequestData>) -> bool {
@@ -592,26 +296,86 @@ fn applies(rule: &Rule, class: TrafficClass, method: &str, req: Option<&RequestD
             }))
 }
 
-fn excluded(
-    settings: &Settings,
+/// What the instance's tuning makes of a match.
+enum Cover<'s> {
+    /// It counts.
+    None,
+    /// Disabled, or excluded for this class, path and argument.
+    All,
+    /// A whole-text target (query, body) holding arguments an exclusion names: the match
+    /// counts only if it survives their removal.
+    Args(Vec<&'s str>),
+}
+
+fn covered<'s>(
+    settings: &'s Settings,
     rule: u32,
     class: TrafficClass,
     path: &str,
     target: &Target,
     name: Option<&str>,
-) -> bool {
-    settings.disabled.contains(&rule)
-        || settings.exclusions.iter().any(|e| {
-            e.rules.contains(&rule)
-                && e.classes.as_ref().is_none_or(|c| c.contains(&class))
-                && e.paths
-                    .as_ref()
-                    .is_none_or(|ps| ps.iter().any(|p| p.matches(path)))
-                && e.args.as_ref().is_none_or(|args| {
-                    matches!(target, Target::Args | Target::ArgNames)
-                        && name.is_some_and(|n| args.iter().any(|a| a == n))
-                })
-        })
+) -> Cover<'s> {
+    if settings.disabled.contains(&rule) {
+        return Cover::All;
+    }
+    let mut strip = Vec::new();
+    for e in &settings.exclusions {
+        if !(e.rules.contains(&rule)
+            && e.classes.as_ref().is_none_or(|c| c.contains(&class))
+            && e.paths
+                .as_ref()
+                .is_none_or(|ps| ps.iter().any(|p| p.matches(path))))
+        {
+            continue;
+        }
+        match (&e.args, target) {
+            (None, _) => return Cover::All,
+            (Some(args), Target::Args | Target::ArgNames)
+                if name.is_some_and(|n| args.iter().any(|a| a == n)) =>
+            {
+                return Cover::All;
+            }
+            (Some(args), Target::Query | Target::Body) => {
+                strip.extend(args.iter().map(String::as_str))
+            }
+            _ => {}
+        }
+    }
+    if strip.is_empty() {
+        Cover::None
+    } else {
+        Cover::Args(strip)
+    }
+}
+
+/// `text` (a query or body) without the named arguments: `name=value` pairs of a query or
+/// form body are dropped; for other bodies the arguments' values (as sent and as JSON
+/// strings) are cut out.
+fn without_args(text: &str, args: &[&str], req: &RequestData, target: &Target) -> String {
+    let form = matches!(target, Target::Query)
+        || req.header("content-type").is_some_and(|c| {
+            c.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if form {
+        return text
+            .split('&')
+            .filter(|p| {
+                let n = p.split_once('=').map_or(*p, |(n, _)| n);
+                !args.contains(&n)
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+    }
+    let mut out = text.to_string();
+    for (k, v) in &req.body_args {
+        if v.is_empty() || !args.contains(&k.as_str()) {
+            continue;
+        }
+        let json = serde_json::to_string(v).unwrap_or_default();
+        out = out.replace(json.as_str(), "\"\"").replace(v.as_str(), "");
+    }
+    out
 }
 
 /// Inspects one part of a request.
@@ -620,40 +384,64 @@ pub fn inspect(rs: &RuleSet, settings: &Settings, req: &RequestData, scope: Scop
     if settings.mode == Mode::Off {
         return out;
     }
-    let mut hits = Vec::new();
-    scan(rs, &rs.request, |t| values(req, t, scope), &mut hits);
-    for i in &rs.counts {
-        let r = &rs.rules[*i];
-        if let Op::CountGt(n) = r.op {
-            for t in &r.targets {
-                if count(req, t, scope) > n && !hits.iter().any(|h| h.rule == *i) {
-                    hits.push(Hit {
-                        rule: *i,
-                        target: t,
-                        name: None,
-                    });
-                }
-            }
+    let wanted = |i: usize| {
+        let r = &rs.rules[i];
+        !settings.disabled.contains(&r.id) && applies(r, req.class, &req.method, Some(req))
+    };
+    let keep = |i: usize, t: &Target, name: Option<&str>, raw: &str| match covered(
+        settings,
+        rs.rules[i].id,
+        req.class,
+        &req.path,
+        t,
+        name,
+    ) {
+        Cover::None => true,
+        Cover::All => false,
+        Cover::Args(args) => {
+            rs.request
+                .rule_matches(&rs.rules, i, &without_args(raw, &args, req, t))
         }
+    };
+    let mut hits = Vec::new();
+    rs.request.run(
+        &rs.rules,
+        |t, f| for_each_value(req, t, scope, f),
+        wanted,
+        keep,
+        &mut hits,
+    );
+    for h in &hits {
+        out.matches
+            .push(matched(&rs.rules[h.rule], h.target, h.name));
     }
-    for h in hits {
-        let r = &rs.rules[h.rule];
-        if !applies(r, req.class, &req.method, Some(req))
-            || excluded(settings, r.id, req.class, &req.path, h.target, h.name)
-        {
+    for &i in &rs.counts {
+        let r = &rs.rules[i];
+        let Op::CountGt(n) = r.op else { continue };
+        if !wanted(i) {
             continue;
         }
-        out.matches.push(Match {
-            id: r.id,
-            score: r.score,
-            action: r.action,
-            target: h.target.label(),
-            name: h.name.map(str::to_string),
-        });
+        if let Some(t) = r
+            .targets
+            .iter()
+            .find(|t| count(req, t, scope) > n && keep(i, t, None, ""))
+        {
+            out.matches.push(matched(r, t, None));
+        }
     }
     out.matches.sort_by_key(|m| m.id);
     out.finish(settings);
     out
+}
+
+fn matched(r: &Rule, target: &Target, name: Option<&str>) -> Match {
+    Match {
+        id: r.id,
+        score: r.score,
+        action: r.action,
+        target: target.label(),
+        name: name.map(str::to_string),
+    }
 }
 
 /// Inspects a response (headers and the first bytes of its body) for data leakage.
@@ -670,36 +458,42 @@ pub fn inspect_response(
     if settings.mode == Mode::Off || rs.response.is_empty() {
         return out;
     }
-    let mut hits = Vec::new();
-    let get = |t: &Target| -> Vec<(Option<&str>, &str)> {
-        match t {
-            Target::ResponseBody => vec![(None, body)],
-            Target::ResponseHeaders => headers
-                .iter()
-                .map(|(k, v)| (Some(k.as_str()), v.as_str()))
-                .collect(),
-            _ => Vec::new(),
-        }
+    let wanted = |i: usize| {
+        let r = &rs.rules[i];
+        !settings.disabled.contains(&r.id) && applies(r, class, method, None)
     };
-    scan(rs, &rs.response, get, &mut hits);
-    for h in hits {
-        let r = &rs.rules[h.rule];
-        if !applies(r, class, method, None)
-            || excluded(settings, r.id, class, path, h.target, h.name)
-        {
-            continue;
-        }
-        out.matches.push(Match {
-            id: r.id,
-            score: r.score,
-            action: r.action,
-            target: h.target.label(),
-            name: h.name.map(str::to_string),
-        });
+    let keep = |i: usize, t: &Target, name: Option<&str>, _: &str| {
+        matches!(
+            covered(settings, rs.rules[i].id, class, path, t, name),
+            Cover::None
+        )
+    };
+    let mut hits = Vec::new();
+    rs.response.run(
+        &rs.rules,
+        |t, f| match t {
+            Target::ResponseBody => f(None, body),
+            Target::ResponseHeaders => {
+                for (k, v) in headers {
+                    f(Some(k.as_str()), v.as_str());
+                }
+            }
+            _ => {}
+        },
+        wanted,
+        keep,
+        &mut hits,
+    );
+    for h in &hits {
+        out.matches
+            .push(matched(&rs.rules[h.rule], h.target, h.name));
     }
+    out.matches.sort_by_key(|m| m.id);
     out.finish(settings);
     out
 }
 
+#[cfg(test)]
+mod reference;
 #[cfg(test)]
 mod tests;

@@ -40,7 +40,7 @@ impl Transform {
             Self::UrlDecode => {
                 let mut cur = v;
                 for _ in 0..3 {
-                    if !cur.contains(['%', '+']) {
+                    if !has_escape(&cur) {
                         break;
                     }
                     let next = url_decode(&cur);
@@ -52,8 +52,10 @@ impl Transform {
                 cur
             }
             Self::Lowercase => {
-                if v.bytes().any(|b| b.is_ascii_uppercase()) || !v.is_ascii() {
+                if !v.is_ascii() {
                     Cow::Owned(v.to_lowercase())
+                } else if v.bytes().any(|b| b.is_ascii_uppercase()) {
+                    Cow::Owned(v.to_ascii_lowercase())
                 } else {
                     v
                 }
@@ -117,8 +119,152 @@ impl Transform {
     }
 }
 
+/// What a text holds that some transformation acts on: one bit per trigger, computed in one
+/// pass, so a transformation that cannot change a text is not even tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Features(u16);
+
+const PERCENT_PLUS: u16 = 1;
+const AMP: u16 = 1 << 1;
+const NUL: u16 = 1 << 2;
+const UPPER: u16 = 1 << 3;
+const NON_ASCII: u16 = 1 << 4;
+/// White space other than a single space, or two spaces in a row.
+const SPACES: u16 = 1 << 5;
+/// `/*`, `--` or `#`.
+const COMMENT: u16 = 1 << 6;
+/// `\`, `//` or `/.`.
+const PATH: u16 = 1 << 7;
+/// A control byte other than NUL and white space.
+const CONTROL: u16 = 1 << 8;
+
+/// Marks a byte that can end a two-byte trigger (`  `, `/*`, `--`, `//`, `/.`).
+const PAIR_END: u16 = 1 << 15;
+
+const fn byte_features() -> [u16; 256] {
+    let mut t = [0u16; 256];
+    let mut b = 0x80;
+    while b < 256 {
+        t[b] = NON_ASCII;
+        b += 1;
+    }
+    let mut b = b'A' as usize;
+    while b <= b'Z' as usize {
+        t[b] = UPPER;
+        b += 1;
+    }
+    t[b'%' as usize] = PERCENT_PLUS;
+    t[b'+' as usize] = PERCENT_PLUS;
+    t[b'&' as usize] = AMP;
+    let mut b = 1;
+    while b < 0x20 {
+        t[b] = CONTROL;
+        b += 1;
+    }
+    t[0x7f] = CONTROL;
+    t[0] = NUL;
+    t[b'\t' as usize] = SPACES;
+    t[b'\n' as usize] = SPACES;
+    t[0x0b] = SPACES;
+    t[0x0c] = SPACES;
+    t[b'\r' as usize] = SPACES;
+    t[b'#' as usize] = COMMENT;
+    t[b'\\' as usize] = PATH;
+    t[b' ' as usize] = PAIR_END;
+    t[b'*' as usize] = PAIR_END;
+    t[b'-' as usize] = PAIR_END;
+    t[b'/' as usize] = PAIR_END;
+    t[b'.' as usize] = PAIR_END;
+    t
+}
+
+static BYTE_FEATURES: [u16; 256] = byte_features();
+
+impl Features {
+    pub(crate) fn of(s: &str) -> Self {
+        let mut f = 0u16;
+        let bytes = s.as_bytes();
+        for (i, &b) in bytes.iter().enumerate() {
+            let t = BYTE_FEATURES[b as usize];
+            if t & PAIR_END != 0 && i > 0 {
+                f |= match (bytes[i - 1], b) {
+                    (b' ', b' ') => SPACES,
+                    (b'/', b'*') | (b'-', b'-') => COMMENT,
+                    (b'/', b'/') | (b'/', b'.') => PATH,
+                    _ => 0,
+                };
+            }
+            f |= t;
+        }
+        Self(f & !PAIR_END)
+    }
+
+    pub(crate) fn is_ascii(self) -> bool {
+        self.0 & NON_ASCII == 0
+    }
+
+    pub(crate) const NONE: Self = Self(0);
+
+    /// The features that say a text may hold one of `bytes`, or `None` when some byte of
+    /// the set has no feature of its own.
+    pub(crate) fn covering(bytes: impl Iterator<Item = u8>) -> Option<Self> {
+        let mut f = 0;
+        for b in bytes {
+            let t = match b {
+                b' ' | b'*' | b'-' | b'/' | b'.' => return None,
+                _ => BYTE_FEATURES[b as usize] & !PAIR_END,
+            };
+            if t == 0 {
+                return None;
+            }
+            f |= t;
+        }
+        Some(Self(f))
+    }
+
+    pub(crate) fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    pub(crate) fn meets(self, other: Self) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl Transform {
+    /// False when `apply` would certainly return its input unchanged.
+    pub(crate) fn may_change(self, f: Features) -> bool {
+        f.0 & self.triggers().0 != 0
+    }
+
+    /// What in a text this transformation acts on.
+    pub(crate) fn triggers(self) -> Features {
+        Features(match self {
+            Self::UrlDecode => PERCENT_PLUS,
+            Self::Lowercase => UPPER | NON_ASCII,
+            Self::HtmlEntityDecode => AMP,
+            Self::CompressWhitespace => SPACES | NON_ASCII,
+            Self::RemoveComments => COMMENT,
+            Self::NormalizePath => PATH,
+            Self::RemoveNulls => NUL,
+        })
+    }
+}
+
 fn hexval(b: u8) -> Option<u32> {
     (b as char).to_digit(16)
+}
+
+/// Whether one round of [`url_decode`] would change anything.
+fn has_escape(s: &str) -> bool {
+    let b = s.as_bytes();
+    let hex = |i: usize| b.get(i).is_some_and(u8::is_ascii_hexdigit);
+    b.iter().enumerate().any(|(i, &c)| {
+        c == b'+'
+            || (c == b'%'
+                && ((hex(i + 1) && hex(i + 2))
+                    || (matches!(b.get(i + 1), Some(b'u' | b'U')) && (2..6).all(|k| hex(i + k)))))
+    })
 }
 
 /// One round of decoding; invalid escapes are kept as they are.
@@ -170,7 +316,7 @@ pub fn url_decode(s: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn html_decode(s: &str) -> String {
@@ -260,6 +406,44 @@ mod tests {
 
     fn t(x: Transform, s: &str) -> String {
         x.apply(Cow::Borrowed(s)).into_owned()
+    }
+
+    /// A transformation that `may_change` rules out leaves the text as it is.
+    #[test]
+    fn features_never_skip_a_change() {
+        let alphabet: Vec<char> = "aZ%+&\0 \t\n/*-#\\.é\u{a0};x2uF".chars().collect();
+        let all = [
+            Transform::UrlDecode,
+            Transform::Lowercase,
+            Transform::HtmlEntityDecode,
+            Transform::CompressWhitespace,
+            Transform::RemoveComments,
+            Transform::NormalizePath,
+            Transform::RemoveNulls,
+        ];
+        let mut seed = 0x9e37_79b9_u32;
+        for _ in 0..20_000 {
+            let mut s = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            let len = seed % 9;
+            for _ in 0..len {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                s.push(alphabet[seed as usize % alphabet.len()]);
+            }
+            let f = Features::of(&s);
+            if !has_escape(&s) {
+                assert_eq!(url_decode(&s), s, "{s:?}");
+            }
+            for t in all {
+                if !t.may_change(f) {
+                    assert_eq!(t.apply(Cow::Borrowed(&s)), s, "{t:?} on {s:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,653 @@
+//! The matching engine: the rules of one phase compiled into a [`Plan`] — the transform
+//! chains as a prefix tree, one multi-pattern automaton over every pattern of every rule, and
+//! each rule's own exact matcher — and the per-request work that runs it.
+//!
+//! A request is judged in two steps. First every value is transformed by each chain its
+//! target needs, each distinct string computed once (a transformation that changes nothing
+//! copies nothing, and one already applied to the same input is reused); the distinct strings
+//! are joined by a byte no UTF-8 text holds and the union automaton scans them once. Most requests match
+//! nothing, and that one scan says so. Then only the rules whose pattern hit somewhere, and
+//! the few that must look at every value (negated patterns, length and equality checks,
+//! patterns that match a newline or anchor to the whole text), are checked exactly, value by
+//! value, with their own chain and matcher — which also says which argument matched.
+//!
+//! The scan is a superset filter: a rule that matches a value with its chain matches that
+//! string somewhere in the joined text (every pattern there is compiled in multi-line mode
+//! with the separator as line terminator, so `^`/`$` hold at value edges, and the separator
+//! is a non-word byte like a text's edge).
+
+use std::borrow::Cow;
+
+use regex_automata::meta::Regex as MetaRegex;
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind, PatternSet};
+use regex_syntax::hir::{Class, HirKind, Look};
+
+use crate::rules::{compile_regex, Op, Rule, RuleError, Target};
+use crate::transform::{Features, Transform};
+
+/// The rules of one phase, compiled.
+pub(crate) struct Plan {
+    /// The transform prefix tree: node 0 is the value as received, every other node is
+    /// `(parent, transform)`.
+    nodes: Vec<(usize, Transform)>,
+    targets: Vec<TargetPlan>,
+    rules: Vec<RulePlan>,
+    /// Per scan group: one automaton for the patterns of the rules on its targets.
+    groups: Vec<Option<ScanGroup>>,
+    /// Indices into `rules` checked on every value.
+    every_value: Vec<usize>,
+}
+
+/// The patterns that can be judged from the joined text of a group of targets.
+struct ScanGroup {
+    /// Whether any pattern matches: leftmost-first, so literal prefilters can skip ahead.
+    any: MetaRegex,
+    /// Which patterns match (run only when one does).
+    union: MetaRegex,
+    /// Pattern id → index into `Plan::rules`.
+    rules: Vec<usize>,
+}
+
+/// Targets are scanned in a few groups whose rules look alike, so each group's automaton
+/// holds only what can match there (the headers' few patterns have literals a fast
+/// prefilter finds, and none of the parameters' injection patterns run on them).
+const GROUPS: usize = 6;
+const _: () = assert!(GROUPS <= 8, "Work::scanned has a bit per group");
+
+fn group_of(t: &Target) -> usize {
+    match t {
+        Target::Method | Target::Path => 0,
+        Target::RawPath
+        | Target::Query
+        | Target::Args
+        | Target::ArgNames
+        | Target::Cookies
+        | Target::CookieNames => 1,
+        Target::Headers | Target::HeaderNames => 2,
+        Target::Header(_) => 3,
+        Target::Body => 4,
+        Target::ResponseBody | Target::ResponseHeaders => 5,
+    }
+}
+
+struct TargetPlan {
+    target: Target,
+    group: usize,
+    /// The chain ends (tree nodes) the union scan of an ASCII value needs.
+    scan: Vec<usize>,
+    /// The rules' own chain ends: what is scanned for other values.
+    exact: Vec<usize>,
+    /// What the `scan` chains act on: an ASCII value holding none of it is scanned as is.
+    triggers: Features,
+}
+
+struct RulePlan {
+    /// Index into the rule set's rules.
+    rule: usize,
+    /// The rule's chain.
+    node: usize,
+    /// Indices into `Plan::targets`.
+    targets: Vec<usize>,
+    matcher: Matcher,
+}
+
+enum Matcher {
+    Regex(regex::bytes::Regex),
+    /// A pattern that is one byte class: checked on every value, skipped at once where the
+    /// value's features rule it out.
+    Bytes(Box<[bool; 256]>, Option<Features>),
+    Contains(Vec<String>),
+    /// prefix, suffix, equals, length_gt: read from the rule.
+    Simple,
+}
+
+fn matches_simple(op: &Op, v: &str) -> bool {
+    match op {
+        Op::Prefix(p) => v.starts_with(p.as_str()),
+        Op::Suffix(p) => v.ends_with(p.as_str()),
+        Op::Equals(p) => v == p,
+        Op::LengthGt(n) => v.len() > *n,
+        _ => false,
+    }
+}
+
+/// What joins values for the union scan: a byte no value holds (values are UTF-8), and the
+/// union automaton's line terminator, so `^`/`$` hold at value edges (and `.` stops there).
+const SEP: u8 = 0xff;
+
+/// Whether a pattern can be judged on the joined text: it must not match the separator or
+/// the empty string (every request would be a candidate) nor anchor to the very start or end.
+fn joinable(pattern: &str, re: &regex::bytes::Regex) -> bool {
+    if re.is_match(&[SEP]) || re.is_match(b"") {
+        return false;
+    }
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .multi_line(true)
+        .line_terminator(SEP)
+        .build()
+        .parse(pattern);
+    match hir {
+        Ok(h) => {
+            let looks = h.properties().look_set();
+            !looks.contains(Look::Start) && !looks.contains(Look::End)
+        }
+        Err(_) => false,
+    }
+}
+
+/// The bytes a pattern matches when it is a single byte class (`[\r\n]`, `[\x00-\x1f]`).
+fn byte_class(pattern: &str) -> Option<Box<[bool; 256]>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let mut set = Box::new([false; 256]);
+    match hir.kind() {
+        HirKind::Class(Class::Bytes(c)) => {
+            for r in c.ranges() {
+                for b in r.start()..=r.end() {
+                    set[b as usize] = true;
+                }
+            }
+        }
+        HirKind::Literal(l) if l.0.len() == 1 => set[l.0[0] as usize] = true,
+        _ => return None,
+    }
+    Some(set)
+}
+
+/// Whether a pattern switches case-insensitivity off (`(?-i)`, `(?s-i:...)`): then it cannot
+/// be folded into a case-insensitive scan.
+fn turns_off_case_folding(p: &str) -> bool {
+    p.match_indices("(?").any(|(i, _)| {
+        let flags: String = p[i + 2..]
+            .chars()
+            .take_while(|c| *c != ':' && *c != ')')
+            .collect();
+        flags
+            .split_once('-')
+            .is_some_and(|(_, off)| off.contains('i'))
+    })
+}
+
+fn compile_error(rule: Option<u32>, reason: String) -> RuleError {
+    RuleError {
+        file: "-".into(),
+        rule,
+        reason,
+    }
+}
+
+impl Plan {
+    /// Compiles `rules[i]` for every `i` in `which`.
+    pub(crate) fn build(rules: &[Rule], which: &[usize]) -> Result<Self, RuleError> {
+        let mut plan = Plan {
+            nodes: vec![(0, Transform::Lowercase)],
+            targets: Vec::new(),
+            rules: Vec::new(),
+            groups: Vec::new(),
+            every_value: Vec::new(),
+        };
+        // Per group: (pattern, rule plan index).
+        let mut patterns: Vec<Vec<(String, usize)>> = vec![Vec::new(); GROUPS];
+        for &i in which {
+            let r = &rules[i];
+            let node = plan.chain_node(&r.transforms);
+            let lowercase = r.transforms.contains(&Transform::Lowercase);
+            let foldable = match &r.op {
+                Op::Regex(p) => lowercase && !turns_off_case_folding(p),
+                _ => lowercase,
+            };
+            // What the union scans for an ASCII value: the chain without `lowercase`, the
+            // pattern being case-insensitive there instead (the same match on ASCII text, and
+            // no lowercase copy of every value).
+            let scan = if foldable {
+                let folded: Vec<Transform> = r
+                    .transforms
+                    .iter()
+                    .copied()
+                    .filter(|t| *t != Transform::Lowercase)
+                    .collect();
+                plan.chain_node(&folded)
+            } else {
+                node
+            };
+            let fold = |p: String| if foldable { format!("(?i:{p})") } else { p };
+            let mut targets = Vec::new();
+            for t in &r.targets {
+                let ti = match plan.targets.iter().position(|x| &x.target == t) {
+                    Some(ti) => ti,
+                    None => {
+                        plan.targets.push(TargetPlan {
+                            target: t.clone(),
+                            group: group_of(t),
+                            scan: Vec::new(),
+                            exact: Vec::new(),
+                            triggers: Features::NONE,
+                        });
+                        plan.targets.len() - 1
+                    }
+                };
+                let tp = &mut plan.targets[ti];
+                for t in r.transforms.iter().filter(|t| **t != Transform::Lowercase) {
+                    tp.triggers = tp.triggers.union(t.triggers());
+                }
+                if !tp.scan.contains(&scan) {
+                    tp.scan.push(scan);
+                }
+                if !tp.exact.contains(&node) {
+                    tp.exact.push(node);
+                }
+                targets.push(ti);
+            }
+            let ri = plan.rules.len();
+            let (matcher, union) = match &r.op {
+                Op::Regex(p) => match byte_class(p) {
+                    Some(set) if !r.negate => {
+                        let guard = Features::covering((0..=255u8).filter(|b| set[*b as usize]));
+                        (Matcher::Bytes(set, guard), None)
+                    }
+                    _ => {
+                        let re = compile_regex(p).map_err(|e| compile_error(Some(r.id), e))?;
+                        let union = !r.negate && joinable(p, &re);
+                        (Matcher::Regex(re), union.then(|| vec![fold(p.clone())]))
+                    }
+                },
+                Op::Contains(list) => (
+                    Matcher::Contains(list.clone()),
+                    (!r.negate)
+                        .then(|| list.iter().map(|s| fold(regex_syntax::escape(s))).collect()),
+                ),
+                _ => (Matcher::Simple, None),
+            };
+            match union {
+                Some(pats) => {
+                    let mut groups: Vec<usize> = r.targets.iter().map(group_of).collect();
+                    groups.sort_unstable();
+                    groups.dedup();
+                    for g in groups {
+                        patterns[g].extend(pats.iter().map(|p| (p.clone(), ri)));
+                    }
+                }
+                None => plan.every_value.push(ri),
+            }
+            plan.rules.push(RulePlan {
+                rule: i,
+                node,
+                targets,
+                matcher,
+            });
+        }
+        for pats in patterns {
+            plan.groups.push(if pats.is_empty() {
+                None
+            } else {
+                let (pats, rules): (Vec<String>, Vec<usize>) = pats.into_iter().unzip();
+                Some(ScanGroup {
+                    any: build_union(&pats, MatchKind::LeftmostFirst)?,
+                    union: build_union(&pats, MatchKind::All)?,
+                    rules,
+                })
+            });
+        }
+        Ok(plan)
+    }
+
+    fn chain_node(&mut self, chain: &[Transform]) -> usize {
+        let mut node = 0;
+        for t in chain {
+            node = match self.nodes[1..].iter().position(|n| *n == (node, *t)) {
+                Some(n) => n + 1,
+                None => {
+                    self.nodes.push((node, *t));
+                    self.nodes.len() - 1
+                }
+            };
+        }
+        node
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Runs the plan. `values` lists a target's `(name, value)` pairs; `wanted` says whether a
+    /// rule applies at all (class, method, disabled); `keep` whether a match on a given target,
+    /// name and raw value counts (scoped exclusions) — a rule excluded for one argument still
+    /// matches in another.
+    pub(crate) fn run<'a, 'p>(
+        &'p self,
+        rules: &[Rule],
+        values: impl Fn(&Target, &mut dyn FnMut(Option<&'a str>, &'a str)),
+        wanted: impl Fn(usize) -> bool,
+        keep: impl Fn(usize, &Target, Option<&str>, &str) -> bool,
+        hits: &mut Vec<Hit<'a, 'p>>,
+    ) {
+        let (mut w, mut sc) = Work::new(SCRATCH.with(|s| s.take()));
+        // Each target's values are a contiguous run of `w.values`.
+        let mut runs = std::mem::take(&mut sc.runs);
+        runs.clear();
+        for tp in &self.targets {
+            let start = w.values.len();
+            let shared = matches!(tp.target, Target::Header(_) | Target::Headers);
+            values(&tp.target, &mut |name, v| {
+                let memo = w.memo(v, shared, self.nodes.len());
+                w.values.push(Value { name, memo });
+            });
+            runs.push(start..w.values.len());
+        }
+        let mut candidates = std::mem::take(&mut sc.candidates);
+        candidates.clear();
+        candidates.extend_from_slice(&self.every_value);
+        let mut joined = std::mem::take(&mut sc.joined);
+        joined.resize_with(GROUPS, Vec::new);
+        joined.iter_mut().for_each(Vec::clear);
+        let mut picked = std::mem::take(&mut sc.picked);
+        for (tp, vi) in self
+            .targets
+            .iter()
+            .zip(&runs)
+            .flat_map(|(tp, r)| r.clone().map(move |vi| (tp, vi)))
+        {
+            if self.groups[tp.group].is_none() {
+                continue;
+            }
+            let memo = w.values[vi].memo;
+            // Case-insensitive patterns over the chains without `lowercase` see what the
+            // rules see only in ASCII text; anything else is scanned as the rules see it.
+            picked.clear();
+            let raw = w.features[w.raw[memo]];
+            let mut ascii = raw.is_ascii();
+            if ascii && !raw.meets(tp.triggers) {
+                picked.push(w.raw[memo]);
+            } else if ascii {
+                for &node in &tp.scan {
+                    let s = w.out(self, memo, node);
+                    ascii &= w.features[s].is_ascii();
+                    picked.push(s);
+                }
+            }
+            if !ascii {
+                picked.clear();
+                for &node in &tp.exact {
+                    picked.push(w.out(self, memo, node));
+                }
+            }
+            let buf = &mut joined[tp.group];
+            for &s in &picked {
+                let bit = 1u8 << tp.group;
+                if w.scanned[s] & bit == 0 && !w.strings[s].is_empty() {
+                    w.scanned[s] |= bit;
+                    buf.extend_from_slice(w.strings[s].as_bytes());
+                    buf.push(SEP);
+                }
+            }
+        }
+        for (g, buf) in self.groups.iter().zip(&joined) {
+            let Some(g) = g else { continue };
+            let input = Input::new(buf);
+            if buf.is_empty() || !g.any.is_match(input.clone()) {
+                continue;
+            }
+            let mut found = PatternSet::new(g.union.pattern_len());
+            g.union.which_overlapping_matches(&input, &mut found);
+            for p in found.iter() {
+                let ri = g.rules[p.as_usize()];
+                if !candidates.contains(&ri) {
+                    candidates.push(ri);
+                }
+            }
+        }
+        for &ri in &candidates {
+            let rp = &self.rules[ri];
+            let rule = &rules[rp.rule];
+            if !wanted(rp.rule) {
+                continue;
+            }
+            for (ti, vi) in rp
+                .targets
+                .iter()
+                .flat_map(|&ti| runs[ti].clone().map(move |vi| (ti, vi)))
+            {
+                let (memo, name) = (w.values[vi].memo, w.values[vi].name);
+                let s = w.out(self, memo, rp.node);
+                if let Matcher::Bytes(_, Some(guard)) = &rp.matcher {
+                    if !w.features[s].meets(*guard) {
+                        continue;
+                    }
+                }
+                let target = &self.targets[ti].target;
+                if rp.matches(rule, &w.strings[s])
+                    && keep(rp.rule, target, name, &w.strings[w.raw[memo]])
+                {
+                    hits.push(Hit {
+                        rule: rp.rule,
+                        target,
+                        name,
+                    });
+                    break;
+                }
+            }
+        }
+        w.recycle(&mut sc);
+        sc.runs = runs;
+        sc.candidates = candidates;
+        sc.joined = joined;
+        sc.picked = picked;
+        SCRATCH.with(|s| s.replace(sc));
+    }
+
+    /// Whether `rules[rule]` matches a value (transformed here by its chain).
+    pub(crate) fn rule_matches(&self, rules: &[Rule], rule: usize, raw: &str) -> bool {
+        let r = &rules[rule];
+        let v = r
+            .transforms
+            .iter()
+            .fold(Cow::Borrowed(raw), |v, t| t.apply(v));
+        self.rules
+            .iter()
+            .find(|rp| rp.rule == rule)
+            .is_some_and(|rp| rp.matches(r, &v))
+    }
+}
+
+impl RulePlan {
+    fn matches(&self, rule: &Rule, v: &str) -> bool {
+        let m = match &self.matcher {
+            Matcher::Regex(re) => re.is_match(v.as_bytes()),
+            Matcher::Bytes(set, _) => v.bytes().any(|b| set[b as usize]),
+            Matcher::Contains(list) => list.iter().any(|n| v.contains(n.as_str())),
+            Matcher::Simple => matches_simple(&rule.op, v),
+        };
+        m != rule.negate
+    }
+}
+
+/// One automaton for many patterns, in multi-line mode over values joined by [`SEP`].
+/// Literal prefilters are off: with dozens of patterns the extracted literals are short and
+/// common, and the prefilter would fire at nearly every position; the lazy DFA alone scans
+/// each byte once. ASCII classes and boundaries keep the DFA small and on its fast path.
+fn build_union(pats: &[String], kind: MatchKind) -> Result<MetaRegex, RuleError> {
+    MetaRegex::builder()
+        .syntax(
+            syntax::Config::new()
+                .unicode(false)
+                .utf8(false)
+                .multi_line(true)
+                .line_terminator(SEP),
+        )
+        .configure(
+            MetaRegex::config()
+                .match_kind(kind)
+                .line_terminator(SEP)
+                .auto_prefilter(kind == MatchKind::LeftmostFirst)
+                .nfa_size_limit(Some(1 << 27))
+                .hybrid_cache_capacity(1 << 23),
+        )
+        .build_many(pats)
+        .map_err(|e| compile_error(None, format!("rule set cannot be compiled: {e}")))
+}
+
+/// A rule that matched, and where.
+pub(crate) struct Hit<'a, 'p> {
+    pub rule: usize,
+    pub target: &'p Target,
+    pub name: Option<&'a str>,
+}
+
+struct Value<'a> {
+    name: Option<&'a str>,
+    memo: usize,
+}
+
+/// The index vectors of a [`Work`], kept per thread between requests so a request
+/// allocates little.
+#[derive(Default)]
+struct Scratch {
+    features: Vec<Features>,
+    scanned: Vec<u8>,
+    raw: Vec<usize>,
+    last_step: Vec<usize>,
+    node_out: Vec<usize>,
+    steps: Vec<(usize, Transform, usize, usize)>,
+    runs: Vec<std::ops::Range<usize>>,
+    candidates: Vec<usize>,
+    picked: Vec<usize>,
+    joined: Vec<Vec<u8>>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// The strings one request produces, and how each was derived.
+struct Work<'a> {
+    strings: Vec<Cow<'a, str>>,
+    /// Parallel to `strings`: what each holds that a transformation acts on.
+    features: Vec<Features>,
+    /// Total length of the raw values.
+    bytes: usize,
+    /// Parallel to `strings`: the groups whose joined text holds it, one bit each.
+    scanned: Vec<u8>,
+    /// Per distinct raw value: its string index.
+    raw: Vec<usize>,
+    /// Per distinct raw value: its latest entry in `steps` (`usize::MAX`: none yet).
+    last_step: Vec<usize>,
+    /// Per raw value and tree node: the string index, or `usize::MAX` before it is needed.
+    node_out: Vec<usize>,
+    /// `(input, transform, output, previous entry of the same raw value)`: transformations
+    /// already applied, a short list per raw value.
+    steps: Vec<(usize, Transform, usize, usize)>,
+    values: Vec<Value<'a>>,
+}
+
+impl<'a> Work<'a> {
+    fn new(mut s: Scratch) -> (Self, Scratch) {
+        s.features.clear();
+        s.scanned.clear();
+        s.raw.clear();
+        s.last_step.clear();
+        s.node_out.clear();
+        s.steps.clear();
+        let w = Self {
+            strings: Vec::with_capacity(64),
+            features: std::mem::take(&mut s.features),
+            bytes: 0,
+            scanned: std::mem::take(&mut s.scanned),
+            raw: std::mem::take(&mut s.raw),
+            last_step: std::mem::take(&mut s.last_step),
+            node_out: std::mem::take(&mut s.node_out),
+            steps: std::mem::take(&mut s.steps),
+            values: Vec::with_capacity(64),
+        };
+        (w, s)
+    }
+
+    /// Hands the vectors back for the next request.
+    fn recycle(self, s: &mut Scratch) {
+        s.features = self.features;
+        s.scanned = self.scanned;
+        s.raw = self.raw;
+        s.last_step = self.last_step;
+        s.node_out = self.node_out;
+        s.steps = self.steps;
+    }
+
+    fn push(&mut self, s: Cow<'a, str>) -> usize {
+        self.features.push(Features::of(&s));
+        self.strings.push(s);
+        self.scanned.push(0);
+        self.strings.len() - 1
+    }
+
+    /// The memo for a raw value. A specific header's values are the same text as the
+    /// `headers` target's: those are found again and share their transformations.
+    fn memo(&mut self, v: &'a str, shared: bool, nodes: usize) -> usize {
+        if shared {
+            if let Some(m) = self.raw.iter().position(|&s| {
+                let x: &str = &self.strings[s];
+                x.as_ptr() == v.as_ptr() && x.len() == v.len()
+            }) {
+                return m;
+            }
+        }
+        let s = self.push(Cow::Borrowed(v));
+        self.bytes += v.len();
+        self.raw.push(s);
+        self.last_step.push(usize::MAX);
+        self.node_out
+            .extend(std::iter::repeat_n(usize::MAX, nodes.max(1)));
+        self.raw.len() - 1
+    }
+
+    /// The string for raw value `memo` transformed by the chain ending at tree node `node`.
+    fn out(&mut self, plan: &Plan, memo: usize, node: usize) -> usize {
+        if node == 0 {
+            return self.raw[memo];
+        }
+        let slot = memo * plan.nodes.len() + node;
+        if self.node_out[slot] != usize::MAX {
+            return self.node_out[slot];
+        }
+        let (parent, t) = plan.nodes[node];
+        let input = self.out(plan, memo, parent);
+        if !t.may_change(self.features[input]) {
+            self.node_out[slot] = input;
+            return input;
+        }
+        let mut done = None;
+        let mut at = self.last_step[memo];
+        while at != usize::MAX {
+            let (i, x, o, prev) = self.steps[at];
+            if i == input && x == t {
+                done = Some(o);
+                break;
+            }
+            at = prev;
+        }
+        let output = match done {
+            Some(o) => o,
+            None => {
+                let changed = match t.apply(Cow::Borrowed(&self.strings[input])) {
+                    Cow::Borrowed(_) => None,
+                    Cow::Owned(s) if s == self.strings[input] => None,
+                    Cow::Owned(s) => Some(s),
+                };
+                let o = match changed {
+                    None => input,
+                    Some(s) => self.push(Cow::Owned(s)),
+                };
+                self.steps.push((input, t, o, self.last_step[memo]));
+                self.last_step[memo] = self.steps.len() - 1;
+                o
+            }
+        };
+        self.node_out[slot] = output;
+        output
+    }
+}
