@@ -65,6 +65,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("ips/agent_checkin_head", |b| {
         b.iter(|| black_box(inspect(&rs, &s, black_box(&a), Scope::Head)))
     });
+    c.bench_function("ips/technician_api_head", |b| {
+        b.iter(|| black_box(inspect(&rs, &s, black_box(&t), Scope::Head)))
+    });
     c.bench_function("ips/technician_api_head_and_body", |b| {
         b.iter(|| {
             let mut o = inspect(&rs, &s, black_box(&t), Scope::Head);

@@ -32,6 +32,10 @@ pub(crate) struct Plan {
     /// `(parent, transform)`.
     nodes: Vec<(usize, Transform)>,
     targets: Vec<TargetPlan>,
+    /// Per tree node: what the transformations from the root to it act on.
+    chain_triggers: Vec<Features>,
+    /// The order values are collected in: `headers` first.
+    order: Vec<usize>,
     rules: Vec<RulePlan>,
     /// Per scan group: one automaton for the patterns of the rules on its targets.
     groups: Vec<Option<ScanGroup>>,
@@ -191,6 +195,8 @@ impl Plan {
             targets: Vec::new(),
             rules: Vec::new(),
             groups: Vec::new(),
+            chain_triggers: Vec::new(),
+            order: Vec::new(),
             every_value: Vec::new(),
         };
         // Per group: (pattern, rule plan index).
@@ -283,6 +289,15 @@ impl Plan {
                 matcher,
             });
         }
+        plan.chain_triggers = vec![Features::NONE];
+        for n in 1..plan.nodes.len() {
+            let (parent, t) = plan.nodes[n];
+            let f = plan.chain_triggers[parent].union(t.triggers());
+            plan.chain_triggers.push(f);
+        }
+        plan.order = (0..plan.targets.len()).collect();
+        plan.order
+            .sort_by_key(|&ti| plan.targets[ti].target != Target::Headers);
         for pats in patterns {
             plan.groups.push(if pats.is_empty() {
                 None
@@ -332,15 +347,29 @@ impl Plan {
         // Each target's values are a contiguous run of `w.values`.
         let mut runs = std::mem::take(&mut sc.runs);
         runs.clear();
-        for tp in &self.targets {
+        runs.resize(self.targets.len(), 0..0);
+        // All headers first: a specific header's values are the same text, found again by
+        // address, and share their transformations.
+        let mut headers = std::mem::take(&mut sc.picked);
+        headers.clear();
+        for &ti in &self.order {
+            let tp = &self.targets[ti];
             let start = w.values.len();
-            let shared = matches!(tp.target, Target::Header(_) | Target::Headers);
+            let shared: &[usize] = if matches!(tp.target, Target::Header(_)) {
+                &headers
+            } else {
+                &[]
+            };
             values(&tp.target, &mut |name, v| {
-                let memo = w.memo(v, shared, self.nodes.len());
+                let memo = w.memo(v, shared);
                 w.values.push(Value { name, memo });
             });
-            runs.push(start..w.values.len());
+            runs[ti] = start..w.values.len();
+            if tp.target == Target::Headers {
+                headers.extend(w.values[runs[ti].clone()].iter().map(|x| x.memo));
+            }
         }
+        sc.picked = headers;
         let mut candidates = std::mem::take(&mut sc.candidates);
         candidates.clear();
         candidates.extend_from_slice(&self.every_value);
@@ -513,6 +542,7 @@ struct Scratch {
     scanned: Vec<u8>,
     raw: Vec<usize>,
     last_step: Vec<usize>,
+    node_base: Vec<usize>,
     node_out: Vec<usize>,
     steps: Vec<(usize, Transform, usize, usize)>,
     runs: Vec<std::ops::Range<usize>>,
@@ -538,6 +568,8 @@ struct Work<'a> {
     raw: Vec<usize>,
     /// Per distinct raw value: its latest entry in `steps` (`usize::MAX`: none yet).
     last_step: Vec<usize>,
+    /// Per raw value: where its row of `node_out` starts (`usize::MAX`: none yet).
+    node_base: Vec<usize>,
     /// Per raw value and tree node: the string index, or `usize::MAX` before it is needed.
     node_out: Vec<usize>,
     /// `(input, transform, output, previous entry of the same raw value)`: transformations
@@ -552,6 +584,7 @@ impl<'a> Work<'a> {
         s.scanned.clear();
         s.raw.clear();
         s.last_step.clear();
+        s.node_base.clear();
         s.node_out.clear();
         s.steps.clear();
         let w = Self {
@@ -561,6 +594,7 @@ impl<'a> Work<'a> {
             scanned: std::mem::take(&mut s.scanned),
             raw: std::mem::take(&mut s.raw),
             last_step: std::mem::take(&mut s.last_step),
+            node_base: std::mem::take(&mut s.node_base),
             node_out: std::mem::take(&mut s.node_out),
             steps: std::mem::take(&mut s.steps),
             values: Vec::with_capacity(64),
@@ -574,6 +608,7 @@ impl<'a> Work<'a> {
         s.scanned = self.scanned;
         s.raw = self.raw;
         s.last_step = self.last_step;
+        s.node_base = self.node_base;
         s.node_out = self.node_out;
         s.steps = self.steps;
     }
@@ -587,30 +622,34 @@ impl<'a> Work<'a> {
 
     /// The memo for a raw value. A specific header's values are the same text as the
     /// `headers` target's: those are found again and share their transformations.
-    fn memo(&mut self, v: &'a str, shared: bool, nodes: usize) -> usize {
-        if shared {
-            if let Some(m) = self.raw.iter().position(|&s| {
-                let x: &str = &self.strings[s];
-                x.as_ptr() == v.as_ptr() && x.len() == v.len()
-            }) {
-                return m;
-            }
+    fn memo(&mut self, v: &'a str, shared: &[usize]) -> usize {
+        if let Some(&m) = shared
+            .iter()
+            .find(|&&m| std::ptr::eq(self.strings[self.raw[m]].as_ref(), v))
+        {
+            return m;
         }
         let s = self.push(Cow::Borrowed(v));
         self.bytes += v.len();
         self.raw.push(s);
         self.last_step.push(usize::MAX);
-        self.node_out
-            .extend(std::iter::repeat_n(usize::MAX, nodes.max(1)));
+        // Filled in on the first transformation (most values need none).
+        self.node_base.push(usize::MAX);
         self.raw.len() - 1
     }
 
     /// The string for raw value `memo` transformed by the chain ending at tree node `node`.
     fn out(&mut self, plan: &Plan, memo: usize, node: usize) -> usize {
-        if node == 0 {
+        // Most values hold nothing any transformation on the way acts on.
+        if node == 0 || !self.features[self.raw[memo]].meets(plan.chain_triggers[node]) {
             return self.raw[memo];
         }
-        let slot = memo * plan.nodes.len() + node;
+        if self.node_base[memo] == usize::MAX {
+            self.node_base[memo] = self.node_out.len();
+            self.node_out
+                .extend(std::iter::repeat_n(usize::MAX, plan.nodes.len()));
+        }
+        let slot = self.node_base[memo] + node;
         if self.node_out[slot] != usize::MAX {
             return self.node_out[slot];
         }

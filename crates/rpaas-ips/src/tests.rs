@@ -201,3 +201,47 @@ fn response_leakage() {
     );
     assert_eq!(ok.verdict, Verdict::Pass);
 }
+
+#[test]
+fn an_argument_exclusion_does_not_hide_the_same_attack_in_another_argument() {
+    let r = rs();
+    let attack = "x'%20or%201=1--";
+    let base = inspect(
+        &r,
+        &Settings::default(),
+        &req(
+            "GET",
+            &format!("/cwa/api/v1/computers?condition={attack}"),
+            TrafficClass::Api,
+        ),
+        Scope::Head,
+    );
+    let s = Settings {
+        exclusions: vec![Exclusion {
+            rules: base.ids(),
+            args: Some(vec!["condition".into()]),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    // Tuned away where it is expected...
+    let one = req(
+        "GET",
+        &format!("/cwa/api/v1/computers?condition={attack}"),
+        TrafficClass::Api,
+    );
+    assert_eq!(inspect(&r, &s, &one, Scope::Head).verdict, Verdict::Pass);
+    // ...but the same payload in a second argument of the same request is still seen, in
+    // that argument and in the raw query.
+    let both = req(
+        "GET",
+        &format!("/cwa/api/v1/computers?condition={attack}&orderby={attack}"),
+        TrafficClass::Api,
+    );
+    let o = inspect(&r, &s, &both, Scope::Head);
+    assert_eq!(o.verdict, Verdict::Block, "{:?}", o.matches);
+    assert!(o
+        .matches
+        .iter()
+        .any(|m| m.name.as_deref() == Some("orderby")));
+}

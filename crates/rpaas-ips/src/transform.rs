@@ -62,7 +62,12 @@ impl Transform {
             }
             Self::HtmlEntityDecode => {
                 if v.contains('&') {
-                    Cow::Owned(html_decode(&v))
+                    let d = html_decode(&v);
+                    if d == *v {
+                        v
+                    } else {
+                        Cow::Owned(d)
+                    }
                 } else {
                     v
                 }
@@ -96,7 +101,11 @@ impl Transform {
             }
             Self::NormalizePath => {
                 if v.contains('\\') || v.contains("//") || v.contains("/./") {
-                    let mut s = v.replace('\\', "/");
+                    let mut s = if v.contains('\\') {
+                        v.replace('\\', "/")
+                    } else {
+                        v.into_owned()
+                    };
                     while s.contains("//") {
                         s = s.replace("//", "/");
                     }
@@ -138,8 +147,27 @@ const PATH: u16 = 1 << 7;
 /// A control byte other than NUL and white space.
 const CONTROL: u16 = 1 << 8;
 
-/// Marks a byte that can end a two-byte trigger (`  `, `/*`, `--`, `//`, `/.`).
-const PAIR_END: u16 = 1 << 15;
+/// Bits 12..15 of a byte's entry: its part in a two-byte trigger (`  `, `/*`, `--`, `//`,
+/// `/.`), so the loop finds pairs with one more table lookup and no branch.
+const PAIR_SHIFT: u16 = 12;
+const FEATURE_BITS: u16 = (1 << PAIR_SHIFT) - 1;
+const P_SPACE: u16 = 1;
+const P_SLASH: u16 = 2;
+const P_STAR: u16 = 3;
+const P_DASH: u16 = 4;
+const P_DOT: u16 = 5;
+
+const fn pair_features() -> [u16; 64] {
+    let mut t = [0u16; 64];
+    t[(P_SPACE << 3 | P_SPACE) as usize] = SPACES;
+    t[(P_SLASH << 3 | P_STAR) as usize] = COMMENT;
+    t[(P_DASH << 3 | P_DASH) as usize] = COMMENT;
+    t[(P_SLASH << 3 | P_SLASH) as usize] = PATH;
+    t[(P_SLASH << 3 | P_DOT) as usize] = PATH;
+    t
+}
+
+static PAIR_FEATURES: [u16; 64] = pair_features();
 
 const fn byte_features() -> [u16; 256] {
     let mut t = [0u16; 256];
@@ -170,11 +198,11 @@ const fn byte_features() -> [u16; 256] {
     t[b'\r' as usize] = SPACES;
     t[b'#' as usize] = COMMENT;
     t[b'\\' as usize] = PATH;
-    t[b' ' as usize] = PAIR_END;
-    t[b'*' as usize] = PAIR_END;
-    t[b'-' as usize] = PAIR_END;
-    t[b'/' as usize] = PAIR_END;
-    t[b'.' as usize] = PAIR_END;
+    t[b' ' as usize] = P_SPACE << PAIR_SHIFT;
+    t[b'/' as usize] = P_SLASH << PAIR_SHIFT;
+    t[b'*' as usize] = P_STAR << PAIR_SHIFT;
+    t[b'-' as usize] = P_DASH << PAIR_SHIFT;
+    t[b'.' as usize] = P_DOT << PAIR_SHIFT;
     t
 }
 
@@ -183,20 +211,14 @@ static BYTE_FEATURES: [u16; 256] = byte_features();
 impl Features {
     pub(crate) fn of(s: &str) -> Self {
         let mut f = 0u16;
-        let bytes = s.as_bytes();
-        for (i, &b) in bytes.iter().enumerate() {
+        let mut prev = 0usize;
+        for &b in s.as_bytes() {
             let t = BYTE_FEATURES[b as usize];
-            if t & PAIR_END != 0 && i > 0 {
-                f |= match (bytes[i - 1], b) {
-                    (b' ', b' ') => SPACES,
-                    (b'/', b'*') | (b'-', b'-') => COMMENT,
-                    (b'/', b'/') | (b'/', b'.') => PATH,
-                    _ => 0,
-                };
-            }
-            f |= t;
+            let part = (t >> PAIR_SHIFT) as usize;
+            f |= t | PAIR_FEATURES[prev << 3 | part];
+            prev = part;
         }
-        Self(f & !PAIR_END)
+        Self(f & FEATURE_BITS)
     }
 
     pub(crate) fn is_ascii(self) -> bool {
@@ -212,7 +234,7 @@ impl Features {
         for b in bytes {
             let t = match b {
                 b' ' | b'*' | b'-' | b'/' | b'.' => return None,
-                _ => BYTE_FEATURES[b as usize] & !PAIR_END,
+                _ => BYTE_FEATURES[b as usize] & FEATURE_BITS,
             };
             if t == 0 {
                 return None;
@@ -273,6 +295,16 @@ pub fn url_decode(s: &str) -> String {
     let mut out: Vec<u8> = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        // Copy the plain run up to the next `%` or `+` at once.
+        let run = b[i..]
+            .iter()
+            .position(|c| *c == b'%' || *c == b'+')
+            .unwrap_or(b.len() - i);
+        out.extend_from_slice(&b[i..i + run]);
+        i += run;
+        if i >= b.len() {
+            break;
+        }
         match b[i] {
             b'+' => {
                 out.push(b' ');
