@@ -343,14 +343,14 @@ impl Plan {
         keep: impl Fn(usize, &Target, Option<&str>, &str) -> bool,
         hits: &mut Vec<Hit<'a, 'p>>,
     ) {
-        let (mut w, mut sc) = Work::new(SCRATCH.with(|s| s.take()));
+        let mut w = Work::new(SCRATCH.with(|s| s.take()));
         // Each target's values are a contiguous run of `w.values`.
-        let mut runs = std::mem::take(&mut sc.runs);
+        let mut runs = std::mem::take(&mut w.s.runs);
         runs.clear();
         runs.resize(self.targets.len(), 0..0);
         // All headers first: a specific header's values are the same text, found again by
         // address, and share their transformations.
-        let mut headers = std::mem::take(&mut sc.picked);
+        let mut headers = std::mem::take(&mut w.s.picked);
         headers.clear();
         for &ti in &self.order {
             let tp = &self.targets[ti];
@@ -369,14 +369,14 @@ impl Plan {
                 headers.extend(w.values[runs[ti].clone()].iter().map(|x| x.memo));
             }
         }
-        sc.picked = headers;
-        let mut candidates = std::mem::take(&mut sc.candidates);
+        w.s.picked = headers;
+        let mut candidates = std::mem::take(&mut w.s.candidates);
         candidates.clear();
         candidates.extend_from_slice(&self.every_value);
-        let mut joined = std::mem::take(&mut sc.joined);
+        let mut joined = std::mem::take(&mut w.s.joined);
         joined.resize_with(GROUPS, Vec::new);
         joined.iter_mut().for_each(Vec::clear);
-        let mut picked = std::mem::take(&mut sc.picked);
+        let mut picked = std::mem::take(&mut w.s.picked);
         for (tp, vi) in self
             .targets
             .iter()
@@ -390,14 +390,14 @@ impl Plan {
             // Case-insensitive patterns over the chains without `lowercase` see what the
             // rules see only in ASCII text; anything else is scanned as the rules see it.
             picked.clear();
-            let raw = w.features[w.raw[memo]];
+            let raw = w.s.features[w.s.raw[memo]];
             let mut ascii = raw.is_ascii();
             if ascii && !raw.meets(tp.triggers) {
-                picked.push(w.raw[memo]);
+                picked.push(w.s.raw[memo]);
             } else if ascii {
                 for &node in &tp.scan {
                     let s = w.out(self, memo, node);
-                    ascii &= w.features[s].is_ascii();
+                    ascii &= w.s.features[s].is_ascii();
                     picked.push(s);
                 }
             }
@@ -410,8 +410,8 @@ impl Plan {
             let buf = &mut joined[tp.group];
             for &s in &picked {
                 let bit = 1u8 << tp.group;
-                if w.scanned[s] & bit == 0 && !w.strings[s].is_empty() {
-                    w.scanned[s] |= bit;
+                if w.s.scanned[s] & bit == 0 && !w.strings[s].is_empty() {
+                    w.s.scanned[s] |= bit;
                     buf.extend_from_slice(w.strings[s].as_bytes());
                     buf.push(SEP);
                 }
@@ -446,13 +446,13 @@ impl Plan {
                 let (memo, name) = (w.values[vi].memo, w.values[vi].name);
                 let s = w.out(self, memo, rp.node);
                 if let Matcher::Bytes(_, Some(guard)) = &rp.matcher {
-                    if !w.features[s].meets(*guard) {
+                    if !w.s.features[s].meets(*guard) {
                         continue;
                     }
                 }
                 let target = &self.targets[ti].target;
                 if rp.matches(rule, &w.strings[s])
-                    && keep(rp.rule, target, name, &w.strings[w.raw[memo]])
+                    && keep(rp.rule, target, name, &w.strings[w.s.raw[memo]])
                 {
                     hits.push(Hit {
                         rule: rp.rule,
@@ -463,12 +463,11 @@ impl Plan {
                 }
             }
         }
-        w.recycle(&mut sc);
-        sc.runs = runs;
-        sc.candidates = candidates;
-        sc.joined = joined;
-        sc.picked = picked;
-        SCRATCH.with(|s| s.replace(sc));
+        w.s.runs = runs;
+        w.s.candidates = candidates;
+        w.s.joined = joined;
+        w.s.picked = picked;
+        SCRATCH.with(|s| s.replace(w.s));
     }
 
     /// Whether `rules[rule]` matches a value (transformed here by its chain).
@@ -538,12 +537,20 @@ struct Value<'a> {
 /// allocates little.
 #[derive(Default)]
 struct Scratch {
+    /// Parallel to `Work::strings`: what each holds that a transformation acts on.
     features: Vec<Features>,
+    /// Parallel to `Work::strings`: the groups whose joined text holds it, one bit each.
     scanned: Vec<u8>,
+    /// Per distinct raw value: its string index.
     raw: Vec<usize>,
+    /// Per distinct raw value: its latest entry in `steps` (`usize::MAX`: none yet).
     last_step: Vec<usize>,
+    /// Per raw value: where its row of `node_out` starts (`usize::MAX`: none yet).
     node_base: Vec<usize>,
+    /// Per raw value and tree node: the string index, or `usize::MAX` before it is needed.
     node_out: Vec<usize>,
+    /// `(input, transform, output, previous entry of the same raw value)`: transformations
+    /// already applied, a short list per raw value.
     steps: Vec<(usize, Transform, usize, usize)>,
     runs: Vec<std::ops::Range<usize>>,
     candidates: Vec<usize>,
@@ -558,28 +565,14 @@ thread_local! {
 /// The strings one request produces, and how each was derived.
 struct Work<'a> {
     strings: Vec<Cow<'a, str>>,
-    /// Parallel to `strings`: what each holds that a transformation acts on.
-    features: Vec<Features>,
+    values: Vec<Value<'a>>,
     /// Total length of the raw values.
     bytes: usize,
-    /// Parallel to `strings`: the groups whose joined text holds it, one bit each.
-    scanned: Vec<u8>,
-    /// Per distinct raw value: its string index.
-    raw: Vec<usize>,
-    /// Per distinct raw value: its latest entry in `steps` (`usize::MAX`: none yet).
-    last_step: Vec<usize>,
-    /// Per raw value: where its row of `node_out` starts (`usize::MAX`: none yet).
-    node_base: Vec<usize>,
-    /// Per raw value and tree node: the string index, or `usize::MAX` before it is needed.
-    node_out: Vec<usize>,
-    /// `(input, transform, output, previous entry of the same raw value)`: transformations
-    /// already applied, a short list per raw value.
-    steps: Vec<(usize, Transform, usize, usize)>,
-    values: Vec<Value<'a>>,
+    s: Scratch,
 }
 
 impl<'a> Work<'a> {
-    fn new(mut s: Scratch) -> (Self, Scratch) {
+    fn new(mut s: Scratch) -> Self {
         s.features.clear();
         s.scanned.clear();
         s.raw.clear();
@@ -587,36 +580,18 @@ impl<'a> Work<'a> {
         s.node_base.clear();
         s.node_out.clear();
         s.steps.clear();
-        let w = Self {
+        Self {
             strings: Vec::with_capacity(64),
-            features: std::mem::take(&mut s.features),
-            bytes: 0,
-            scanned: std::mem::take(&mut s.scanned),
-            raw: std::mem::take(&mut s.raw),
-            last_step: std::mem::take(&mut s.last_step),
-            node_base: std::mem::take(&mut s.node_base),
-            node_out: std::mem::take(&mut s.node_out),
-            steps: std::mem::take(&mut s.steps),
             values: Vec::with_capacity(64),
-        };
-        (w, s)
-    }
-
-    /// Hands the vectors back for the next request.
-    fn recycle(self, s: &mut Scratch) {
-        s.features = self.features;
-        s.scanned = self.scanned;
-        s.raw = self.raw;
-        s.last_step = self.last_step;
-        s.node_base = self.node_base;
-        s.node_out = self.node_out;
-        s.steps = self.steps;
+            bytes: 0,
+            s,
+        }
     }
 
     fn push(&mut self, s: Cow<'a, str>) -> usize {
-        self.features.push(Features::of(&s));
+        self.s.features.push(Features::of(&s));
         self.strings.push(s);
-        self.scanned.push(0);
+        self.s.scanned.push(0);
         self.strings.len() - 1
     }
 
@@ -625,44 +600,45 @@ impl<'a> Work<'a> {
     fn memo(&mut self, v: &'a str, shared: &[usize]) -> usize {
         if let Some(&m) = shared
             .iter()
-            .find(|&&m| std::ptr::eq(self.strings[self.raw[m]].as_ref(), v))
+            .find(|&&m| std::ptr::eq(self.strings[self.s.raw[m]].as_ref(), v))
         {
             return m;
         }
         let s = self.push(Cow::Borrowed(v));
         self.bytes += v.len();
-        self.raw.push(s);
-        self.last_step.push(usize::MAX);
+        self.s.raw.push(s);
+        self.s.last_step.push(usize::MAX);
         // Filled in on the first transformation (most values need none).
-        self.node_base.push(usize::MAX);
-        self.raw.len() - 1
+        self.s.node_base.push(usize::MAX);
+        self.s.raw.len() - 1
     }
 
     /// The string for raw value `memo` transformed by the chain ending at tree node `node`.
     fn out(&mut self, plan: &Plan, memo: usize, node: usize) -> usize {
         // Most values hold nothing any transformation on the way acts on.
-        if node == 0 || !self.features[self.raw[memo]].meets(plan.chain_triggers[node]) {
-            return self.raw[memo];
+        if node == 0 || !self.s.features[self.s.raw[memo]].meets(plan.chain_triggers[node]) {
+            return self.s.raw[memo];
         }
-        if self.node_base[memo] == usize::MAX {
-            self.node_base[memo] = self.node_out.len();
-            self.node_out
+        if self.s.node_base[memo] == usize::MAX {
+            self.s.node_base[memo] = self.s.node_out.len();
+            self.s
+                .node_out
                 .extend(std::iter::repeat_n(usize::MAX, plan.nodes.len()));
         }
-        let slot = self.node_base[memo] + node;
-        if self.node_out[slot] != usize::MAX {
-            return self.node_out[slot];
+        let slot = self.s.node_base[memo] + node;
+        if self.s.node_out[slot] != usize::MAX {
+            return self.s.node_out[slot];
         }
         let (parent, t) = plan.nodes[node];
         let input = self.out(plan, memo, parent);
-        if !t.may_change(self.features[input]) {
-            self.node_out[slot] = input;
+        if !t.may_change(self.s.features[input]) {
+            self.s.node_out[slot] = input;
             return input;
         }
         let mut done = None;
-        let mut at = self.last_step[memo];
+        let mut at = self.s.last_step[memo];
         while at != usize::MAX {
-            let (i, x, o, prev) = self.steps[at];
+            let (i, x, o, prev) = self.s.steps[at];
             if i == input && x == t {
                 done = Some(o);
                 break;
@@ -681,12 +657,12 @@ impl<'a> Work<'a> {
                     None => input,
                     Some(s) => self.push(Cow::Owned(s)),
                 };
-                self.steps.push((input, t, o, self.last_step[memo]));
-                self.last_step[memo] = self.steps.len() - 1;
+                self.s.steps.push((input, t, o, self.s.last_step[memo]));
+                self.s.last_step[memo] = self.s.steps.len() - 1;
                 o
             }
         };
-        self.node_out[slot] = output;
+        self.s.node_out[slot] = output;
         output
     }
 }

@@ -411,10 +411,10 @@ pub fn inspect(rs: &RuleSet, settings: &Settings, req: &RequestData, scope: Scop
         keep,
         &mut hits,
     );
-    for h in &hits {
-        out.matches
-            .push(matched(&rs.rules[h.rule], h.target, h.name));
-    }
+    out.matches.extend(
+        hits.iter()
+            .map(|h| matched(&rs.rules[h.rule], h.target, h.name)),
+    );
     for &i in &rs.counts {
         let r = &rs.rules[i];
         let Op::CountGt(n) = r.op else { continue };
@@ -484,10 +484,10 @@ pub fn inspect_response(
         keep,
         &mut hits,
     );
-    for h in &hits {
-        out.matches
-            .push(matched(&rs.rules[h.rule], h.target, h.name));
-    }
+    out.matches.extend(
+        hits.iter()
+            .map(|h| matched(&rs.rules[h.rule], h.target, h.name)),
+    );
     out.matches.sort_by_key(|m| m.id);
     out.finish(settings);
     out
