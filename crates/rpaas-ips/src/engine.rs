@@ -335,13 +335,13 @@ impl Plan {
     /// rule applies at all (class, method, disabled); `keep` whether a match on a given target,
     /// name and raw value counts (scoped exclusions) — a rule excluded for one argument still
     /// matches in another.
-    pub(crate) fn run<'a, 'p>(
-        &'p self,
+    pub(crate) fn run<'a>(
+        &self,
         rules: &[Rule],
         values: impl Fn(&Target, &mut dyn FnMut(Option<&'a str>, &'a str)),
         wanted: impl Fn(usize) -> bool,
         keep: impl Fn(usize, &Target, Option<&str>, &str) -> bool,
-        hits: &mut Vec<Hit<'a, 'p>>,
+        matches: &mut Vec<crate::Match>,
     ) {
         let mut w = Work::new(SCRATCH.with(|s| s.take()));
         // Each target's values are a contiguous run of `w.values`.
@@ -454,11 +454,7 @@ impl Plan {
                 if rp.matches(rule, &w.strings[s])
                     && keep(rp.rule, target, name, &w.strings[w.s.raw[memo]])
                 {
-                    hits.push(Hit {
-                        rule: rp.rule,
-                        target,
-                        name,
-                    });
+                    matches.push(crate::matched(rule, target, name));
                     break;
                 }
             }
@@ -519,13 +515,6 @@ fn build_union(pats: &[String], kind: MatchKind) -> Result<MetaRegex, RuleError>
         )
         .build_many(pats)
         .map_err(|e| compile_error(None, format!("rule set cannot be compiled: {e}")))
-}
-
-/// A rule that matched, and where.
-pub(crate) struct Hit<'a, 'p> {
-    pub rule: usize,
-    pub target: &'p Target,
-    pub name: Option<&'a str>,
 }
 
 struct Value<'a> {

@@ -403,17 +403,12 @@ pub fn inspect(rs: &RuleSet, settings: &Settings, req: &RequestData, scope: Scop
                 .rule_matches(&rs.rules, i, &without_args(raw, &args, req, t))
         }
     };
-    let mut hits = Vec::new();
     rs.request.run(
         &rs.rules,
         |t, f| for_each_value(req, t, scope, f),
         wanted,
         keep,
-        &mut hits,
-    );
-    out.matches.extend(
-        hits.iter()
-            .map(|h| matched(&rs.rules[h.rule], h.target, h.name)),
+        &mut out.matches,
     );
     for &i in &rs.counts {
         let r = &rs.rules[i];
@@ -434,7 +429,7 @@ pub fn inspect(rs: &RuleSet, settings: &Settings, req: &RequestData, scope: Scop
     out
 }
 
-fn matched(r: &Rule, target: &Target, name: Option<&str>) -> Match {
+pub(crate) fn matched(r: &Rule, target: &Target, name: Option<&str>) -> Match {
     Match {
         id: r.id,
         score: r.score,
@@ -468,7 +463,6 @@ pub fn inspect_response(
             Cover::None
         )
     };
-    let mut hits = Vec::new();
     rs.response.run(
         &rs.rules,
         |t, f| match t {
@@ -482,11 +476,7 @@ pub fn inspect_response(
         },
         wanted,
         keep,
-        &mut hits,
-    );
-    out.matches.extend(
-        hits.iter()
-            .map(|h| matched(&rs.rules[h.rule], h.target, h.name)),
+        &mut out.matches,
     );
     out.matches.sort_by_key(|m| m.id);
     out.finish(settings);
