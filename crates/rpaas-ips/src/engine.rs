@@ -1,15 +1,17 @@
 //! The matching engine: the rules of one phase compiled into a [`Plan`] — the transform
-//! chains as a prefix tree, one multi-pattern automaton over every pattern of every rule, and
-//! each rule's own exact matcher — and the per-request work that runs it.
+//! chains as a prefix tree, per group of targets one multi-pattern automaton over the
+//! patterns of the rules on them, and each rule's own exact matcher — and the per-request
+//! work that runs it.
 //!
 //! A request is judged in two steps. First every value is transformed by each chain its
 //! target needs, each distinct string computed once (a transformation that changes nothing
 //! copies nothing, and one already applied to the same input is reused); the distinct strings
-//! are joined by a byte no UTF-8 text holds and the union automaton scans them once. Most requests match
-//! nothing, and that one scan says so. Then only the rules whose pattern hit somewhere, and
-//! the few that must look at every value (negated patterns, length and equality checks,
-//! patterns that match a newline or anchor to the whole text), are checked exactly, value by
-//! value, with their own chain and matcher — which also says which argument matched.
+//! are joined per group by a byte no UTF-8 text holds and the group's automaton scans them
+//! once. Most requests match nothing, and those scans say so. Then only the rules whose
+//! pattern hit somewhere, and the few that must look at every value (negated patterns,
+//! length and equality checks, single byte classes, patterns that match the separator or
+//! anchor to the whole text), are checked exactly, value by value, with their own chain and
+//! matcher — which also says which argument matched.
 //!
 //! The scan is a superset filter: a rule that matches a value with its chain matches that
 //! string somewhere in the joined text (every pattern there is compiled in multi-line mode
@@ -349,14 +351,15 @@ impl Plan {
         runs.clear();
         runs.resize(self.targets.len(), 0..0);
         // All headers first: a specific header's values are the same text, found again by
-        // address, and share their transformations.
-        let mut headers = std::mem::take(&mut w.s.picked);
-        headers.clear();
+        // address, and share their transformations. `picked` holds the headers' memos here,
+        // and each value's strings to scan below.
+        let mut picked = std::mem::take(&mut w.s.picked);
+        picked.clear();
         for &ti in &self.order {
             let tp = &self.targets[ti];
             let start = w.values.len();
             let shared: &[usize] = if matches!(tp.target, Target::Header(_)) {
-                &headers
+                &picked
             } else {
                 &[]
             };
@@ -366,17 +369,15 @@ impl Plan {
             });
             runs[ti] = start..w.values.len();
             if tp.target == Target::Headers {
-                headers.extend(w.values[runs[ti].clone()].iter().map(|x| x.memo));
+                picked.extend(w.values[runs[ti].clone()].iter().map(|x| x.memo));
             }
         }
-        w.s.picked = headers;
         let mut candidates = std::mem::take(&mut w.s.candidates);
         candidates.clear();
         candidates.extend_from_slice(&self.every_value);
         let mut joined = std::mem::take(&mut w.s.joined);
         joined.resize_with(GROUPS, Vec::new);
         joined.iter_mut().for_each(Vec::clear);
-        let mut picked = std::mem::take(&mut w.s.picked);
         for (tp, vi) in self
             .targets
             .iter()
@@ -555,8 +556,6 @@ thread_local! {
 struct Work<'a> {
     strings: Vec<Cow<'a, str>>,
     values: Vec<Value<'a>>,
-    /// Total length of the raw values.
-    bytes: usize,
     s: Scratch,
 }
 
@@ -572,7 +571,6 @@ impl<'a> Work<'a> {
         Self {
             strings: Vec::with_capacity(64),
             values: Vec::with_capacity(64),
-            bytes: 0,
             s,
         }
     }
@@ -594,7 +592,6 @@ impl<'a> Work<'a> {
             return m;
         }
         let s = self.push(Cow::Borrowed(v));
-        self.bytes += v.len();
         self.s.raw.push(s);
         self.s.last_step.push(usize::MAX);
         // Filled in on the first transformation (most values need none).
