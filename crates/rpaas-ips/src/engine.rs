@@ -350,6 +350,8 @@ impl Plan {
         let mut runs = std::mem::take(&mut w.s.runs);
         runs.clear();
         runs.resize(self.targets.len(), 0..0);
+        w.s.summary.clear();
+        w.s.summary.resize(self.targets.len(), Summary::default());
         // All headers first: a specific header's values are the same text, found again by
         // address, and share their transformations. `picked` holds the headers' memos here,
         // and each value's strings to scan below.
@@ -368,10 +370,18 @@ impl Plan {
                 w.values.push(Value { name, memo });
             });
             runs[ti] = start..w.values.len();
+            let mut sum = Summary::default();
+            for v in &w.values[runs[ti].clone()] {
+                let s = w.s.raw[v.memo];
+                sum.features = sum.features.union(w.s.features[s]);
+                sum.max_len = sum.max_len.max(w.strings[s].len());
+            }
+            w.s.summary[ti] = sum;
             if tp.target == Target::Headers {
                 picked.extend(w.values[runs[ti].clone()].iter().map(|x| x.memo));
             }
         }
+        let summary = std::mem::take(&mut w.s.summary);
         let mut candidates = std::mem::take(&mut w.s.candidates);
         candidates.clear();
         candidates.extend_from_slice(&self.every_value);
@@ -439,11 +449,12 @@ impl Plan {
             if !wanted(rp.rule) {
                 continue;
             }
-            for (ti, vi) in rp
+            let pairs = rp
                 .targets
                 .iter()
-                .flat_map(|&ti| runs[ti].clone().map(move |vi| (ti, vi)))
-            {
+                .filter(|&&ti| !rp.rules_out(self, rule, &summary[ti]))
+                .flat_map(|&ti| runs[ti].clone().map(move |vi| (ti, vi)));
+            for (ti, vi) in pairs {
                 let (memo, name) = (w.values[vi].memo, w.values[vi].name);
                 let s = w.out(self, memo, rp.node);
                 if let Matcher::Bytes(_, Some(guard)) = &rp.matcher {
@@ -462,8 +473,11 @@ impl Plan {
         }
         w.s.runs = runs;
         w.s.candidates = candidates;
+        w.s.summary = summary;
         w.s.joined = joined;
         w.s.picked = picked;
+        w.s.strings = relifetime(w.strings);
+        w.s.values = relifetime(w.values);
         SCRATCH.with(|s| s.replace(w.s));
     }
 
@@ -481,7 +495,40 @@ impl Plan {
     }
 }
 
+/// What a target's raw values hold together, so a rule that looks at every value can
+/// often be ruled out for the whole target at once.
+#[derive(Clone, Copy)]
+struct Summary {
+    features: Features,
+    max_len: usize,
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Self {
+            features: Features::NONE,
+            max_len: 0,
+        }
+    }
+}
+
 impl RulePlan {
+    /// True when no value of a target with summary `sum` can match: a byte class none of
+    /// the values (nor their transformations) can hold, or a length or text no value reaches.
+    fn rules_out(&self, plan: &Plan, rule: &Rule, sum: &Summary) -> bool {
+        match &self.matcher {
+            Matcher::Bytes(_, Some(guard)) => !sum
+                .features
+                .meets(plan.chain_triggers[self.node].union(*guard)),
+            Matcher::Simple if !rule.negate && self.node == 0 => match &rule.op {
+                Op::LengthGt(n) => sum.max_len <= *n,
+                Op::Equals(p) | Op::Prefix(p) | Op::Suffix(p) => sum.max_len < p.len(),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     fn matches(&self, rule: &Rule, v: &str) -> bool {
         let m = match &self.matcher {
             Matcher::Regex(re) => re.is_match(v.as_bytes()),
@@ -543,9 +590,21 @@ struct Scratch {
     /// already applied, a short list per raw value.
     steps: Vec<(usize, Transform, usize, usize)>,
     runs: Vec<std::ops::Range<usize>>,
+    /// Per target: what its raw values hold together.
+    summary: Vec<Summary>,
     candidates: Vec<usize>,
     picked: Vec<usize>,
     joined: Vec<Vec<u8>>,
+    /// `Work::strings` and `Work::values`, emptied, kept for their allocations.
+    strings: Vec<Cow<'static, str>>,
+    values: Vec<Value<'static>>,
+}
+
+/// A vector emptied and retyped (to another lifetime): the in-place collect keeps its
+/// allocation, so the per-request vectors are allocated once per thread.
+fn relifetime<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
 }
 
 thread_local! {
@@ -569,8 +628,8 @@ impl<'a> Work<'a> {
         s.node_out.clear();
         s.steps.clear();
         Self {
-            strings: Vec::with_capacity(64),
-            values: Vec::with_capacity(64),
+            strings: relifetime(std::mem::take(&mut s.strings)),
+            values: relifetime(std::mem::take(&mut s.values)),
             s,
         }
     }
@@ -650,5 +709,19 @@ impl<'a> Work<'a> {
         };
         self.s.node_out[slot] = output;
         output
+    }
+}
+
+#[cfg(test)]
+mod recycle_test {
+    #[test]
+    fn relifetime_keeps_the_allocation() {
+        let mut v: Vec<std::borrow::Cow<'static, str>> = Vec::with_capacity(100);
+        v.push("x".into());
+        let p = v.as_ptr() as usize;
+        let w: Vec<std::borrow::Cow<'_, str>> = super::relifetime(v);
+        assert!(w.is_empty());
+        assert_eq!(w.capacity(), 100);
+        assert_eq!(w.as_ptr() as usize, p);
     }
 }

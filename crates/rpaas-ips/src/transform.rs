@@ -167,8 +167,6 @@ const fn pair_features() -> [u16; 64] {
     t
 }
 
-static PAIR_FEATURES: [u16; 64] = pair_features();
-
 const fn byte_features() -> [u16; 256] {
     let mut t = [0u16; 256];
     let mut b = 0x80;
@@ -208,15 +206,33 @@ const fn byte_features() -> [u16; 256] {
 
 static BYTE_FEATURES: [u16; 256] = byte_features();
 
+/// Per two bytes `a b`: the features of `a` and of the pair.
+const fn pair_table() -> [u16; 65536] {
+    let bytes = byte_features();
+    let pairs = pair_features();
+    let mut t = [0u16; 65536];
+    let mut i = 0;
+    while i < 65536 {
+        let (a, b) = (bytes[i >> 8], bytes[i & 0xff]);
+        let pair = pairs[((a >> PAIR_SHIFT) << 3 | (b >> PAIR_SHIFT)) as usize];
+        t[i] = (a & FEATURE_BITS) | pair;
+        i += 1;
+    }
+    t
+}
+
+static PAIR_TABLE: [u16; 65536] = pair_table();
+
 impl Features {
     pub(crate) fn of(s: &str) -> Self {
-        let mut f = 0u16;
-        let mut prev = 0usize;
-        for &b in s.as_bytes() {
-            let t = BYTE_FEATURES[b as usize];
-            let part = (t >> PAIR_SHIFT) as usize;
-            f |= t | PAIR_FEATURES[prev << 3 | part];
-            prev = part;
+        let b = s.as_bytes();
+        let Some(&last) = b.last() else {
+            return Self::NONE;
+        };
+        // One lookup per byte and its successor: the byte's features and the pair's.
+        let mut f = BYTE_FEATURES[last as usize];
+        for w in b.windows(2) {
+            f |= PAIR_TABLE[(w[0] as usize) << 8 | w[1] as usize];
         }
         Self(f & FEATURE_BITS)
     }
