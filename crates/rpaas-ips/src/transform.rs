@@ -134,6 +134,7 @@ impl Transform {
 pub(crate) struct Features(u16);
 
 const PERCENT_PLUS: u16 = 1;
+/// `&` and `;` both: an entity needs the two (a text with only one has nothing to decode).
 const AMP: u16 = 1 << 1;
 const NUL: u16 = 1 << 2;
 const UPPER: u16 = 1 << 3;
@@ -146,6 +147,9 @@ const COMMENT: u16 = 1 << 6;
 const PATH: u16 = 1 << 7;
 /// A control byte other than NUL and white space.
 const CONTROL: u16 = 1 << 8;
+/// `&` and `;` as seen by the byte scan, combined into [`AMP`] at its end.
+const AMPERSAND: u16 = 1 << 9;
+const SEMICOLON: u16 = 1 << 10;
 
 /// Bits 12..15 of a byte's entry: its part in a two-byte trigger (`  `, `/*`, `--`, `//`,
 /// `/.`), so the loop finds pairs with one more table lookup and no branch.
@@ -181,7 +185,8 @@ const fn byte_features() -> [u16; 256] {
     }
     t[b'%' as usize] = PERCENT_PLUS;
     t[b'+' as usize] = PERCENT_PLUS;
-    t[b'&' as usize] = AMP;
+    t[b'&' as usize] = AMPERSAND;
+    t[b';' as usize] = SEMICOLON;
     let mut b = 1;
     while b < 0x20 {
         t[b] = CONTROL;
@@ -234,7 +239,10 @@ impl Features {
         for w in b.windows(2) {
             f |= PAIR_TABLE[(w[0] as usize) << 8 | w[1] as usize];
         }
-        Self(f & FEATURE_BITS)
+        if f & (AMPERSAND | SEMICOLON) == AMPERSAND | SEMICOLON {
+            f |= AMP;
+        }
+        Self(f & FEATURE_BITS & !(AMPERSAND | SEMICOLON))
     }
 
     pub(crate) fn is_ascii(self) -> bool {
@@ -249,7 +257,7 @@ impl Features {
         let mut f = 0;
         for b in bytes {
             let t = match b {
-                b' ' | b'*' | b'-' | b'/' | b'.' => return None,
+                b' ' | b'*' | b'-' | b'/' | b'.' | b'&' | b';' => return None,
                 _ => BYTE_FEATURES[b as usize] & FEATURE_BITS,
             };
             if t == 0 {
