@@ -26,6 +26,7 @@ use regex_automata::{Input, MatchKind, PatternSet};
 use regex_syntax::hir::{Class, HirKind, Look};
 
 use crate::rules::{compile_regex, Op, Rule, RuleError, Target};
+use crate::scan::{Scanner, STREAMS};
 use crate::transform::{Features, Transform};
 
 /// The rules of one phase, compiled.
@@ -47,8 +48,8 @@ pub(crate) struct Plan {
 
 /// The patterns that can be judged from the joined text of a group of targets.
 struct ScanGroup {
-    /// Whether any pattern matches: leftmost-first, so literal prefilters can skip ahead.
-    any: MetaRegex,
+    /// Whether any pattern matches.
+    any: Scanner,
     /// Which patterns match (run only when one does).
     union: MetaRegex,
     /// Pattern id → index into `Plan::rules`.
@@ -310,7 +311,10 @@ impl Plan {
             } else {
                 let (pats, rules): (Vec<String>, Vec<usize>) = pats.into_iter().unzip();
                 Some(ScanGroup {
-                    any: build_union(&pats, MatchKind::LeftmostFirst)?,
+                    any: Scanner::new(&pats, SEP, build_union(&pats, MatchKind::LeftmostFirst)?)
+                        .map_err(|e| {
+                            compile_error(None, format!("rule set cannot be compiled: {e}"))
+                        })?,
                     union: build_union(&pats, MatchKind::All)?,
                     rules,
                 })
@@ -412,18 +416,25 @@ impl Plan {
         let mut candidates = std::mem::take(&mut w.s.candidates);
         candidates.clear();
         candidates.extend_from_slice(&self.every_value);
+        // Per group, its streams (see `scan`); values for interleaved groups are dealt
+        // below, longest first, each to the shortest stream.
         let mut joined = std::mem::take(&mut w.s.joined);
         joined.resize_with(GROUPS, Vec::new);
-        joined.iter_mut().for_each(Vec::clear);
+        for streams in &mut joined {
+            streams.resize_with(STREAMS, Vec::new);
+            streams.iter_mut().for_each(Vec::clear);
+        }
+        let mut deal = std::mem::take(&mut w.s.deal);
+        deal.clear();
         for (tp, vi) in self
             .targets
             .iter()
             .zip(&runs)
             .flat_map(|(tp, r)| r.clone().map(move |vi| (tp, vi)))
         {
-            if self.groups[tp.group].is_none() {
+            let Some(group) = &self.groups[tp.group] else {
                 continue;
-            }
+            };
             let memo = w.values[vi].memo;
             // Case-insensitive patterns over the chains without `lowercase` see what the
             // rules see only in ASCII text; anything else is scanned as the rules see it.
@@ -445,24 +456,37 @@ impl Plan {
                     picked.push(w.out(self, memo, node));
                 }
             }
-            let buf = &mut joined[tp.group];
             for &s in &picked {
                 let bit = 1u8 << tp.group;
                 if w.s.scanned[s] & bit == 0 && !w.strings[s].is_empty() {
                     w.s.scanned[s] |= bit;
-                    buf.extend_from_slice(w.strings[s].as_bytes());
-                    buf.push(SEP);
+                    if group.any.interleaves() {
+                        deal.push((w.strings[s].len(), s, tp.group));
+                    } else {
+                        let buf = &mut joined[tp.group][0];
+                        buf.extend_from_slice(w.strings[s].as_bytes());
+                        buf.push(SEP);
+                    }
                 }
             }
         }
-        for (g, buf) in self.groups.iter().zip(&joined) {
+        deal.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
+        for &(_, s, g) in &deal {
+            if let Some(buf) = joined[g].iter_mut().min_by_key(|b| b.len()) {
+                buf.extend_from_slice(w.strings[s].as_bytes());
+                buf.push(SEP);
+            }
+        }
+        for (g, streams) in self.groups.iter().zip(&joined) {
             let Some(g) = g else { continue };
-            let input = Input::new(buf);
-            if buf.is_empty() || !g.any.is_match(input.clone()) {
+            if streams.iter().all(Vec::is_empty) || !g.any.is_match(streams) {
                 continue;
             }
             let mut found = PatternSet::new(g.union.pattern_len());
-            g.union.which_overlapping_matches(&input, &mut found);
+            for buf in streams.iter().filter(|b| !b.is_empty()) {
+                g.union
+                    .which_overlapping_matches(&Input::new(buf), &mut found);
+            }
             for p in found.iter() {
                 let ri = g.rules[p.as_usize()];
                 if !candidates.contains(&ri) {
@@ -502,6 +526,7 @@ impl Plan {
         w.s.candidates = candidates;
         w.s.summary = summary;
         w.s.joined = joined;
+        w.s.deal = deal;
         w.s.picked = picked;
         w.s.strings = relifetime(w.strings);
         w.s.values = relifetime(w.values);
@@ -620,7 +645,9 @@ struct Scratch {
     summary: Vec<Summary>,
     candidates: Vec<usize>,
     picked: Vec<usize>,
-    joined: Vec<Vec<u8>>,
+    joined: Vec<Vec<Vec<u8>>>,
+    /// Strings to deal into an interleaved group's streams: length, string, group.
+    deal: Vec<(usize, usize, usize)>,
     /// `Work::strings` and `Work::values`, emptied, kept for their allocations.
     strings: Vec<Cow<'static, str>>,
     values: Vec<Value<'static>>,

@@ -10,6 +10,7 @@ mod engine;
 pub mod input;
 pub mod limits;
 pub mod rules;
+mod scan;
 pub mod transform;
 
 use std::collections::HashSet;

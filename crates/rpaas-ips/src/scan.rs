@@ -1,0 +1,232 @@
+//! "Does any pattern match anywhere in these values?" for a scan group, as fast as this
+//! machine allows.
+//!
+//! A lazy DFA step is a table lookup whose address depends on the previous lookup, so one
+//! scan waits on the cache's latency at every byte. The values of a group are independent,
+//! so the engine deals them into [`STREAMS`] texts of about the same length (each value
+//! followed by the separator) and [`Scanner`] steps the streams in turn: the lookups of
+//! different streams overlap, and the scan runs at the machine's throughput instead of its
+//! latency. Patterns with a literal prefilter fast enough to skip most of the text (the
+//! headers' few patterns) are left to the meta regex and its prefilter. Whatever the walk
+//! cannot handle (the lazy DFA's cache cleared under the other streams, a quit byte) falls
+//! back to the meta regex, so the answer never depends on the path taken.
+
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::hybrid::LazyStateID;
+use regex_automata::meta::Regex as MetaRegex;
+use regex_automata::nfa::thompson;
+use regex_automata::util::look::LookMatcher;
+use regex_automata::util::pool::Pool;
+use regex_automata::util::prefilter::Prefilter;
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind};
+
+/// Texts a group's values are dealt into.
+pub(crate) const STREAMS: usize = 4;
+
+type CacheFn = Box<dyn Fn() -> Cache + Send + Sync + std::panic::RefUnwindSafe>;
+
+pub(crate) struct Scanner {
+    /// Leftmost-first, with a literal prefilter where the patterns have one.
+    meta: MetaRegex,
+    /// Present when the patterns have no fast prefilter: then the DFA walks the streams.
+    lazy: Option<(DFA, Pool<Cache, CacheFn>)>,
+}
+
+impl Scanner {
+    /// `pats` in multi-line mode with `sep` as line terminator, over bytes.
+    pub(crate) fn new(pats: &[String], sep: u8, meta: MetaRegex) -> Result<Self, String> {
+        let syntax = syntax::Config::new()
+            .unicode(false)
+            .utf8(false)
+            .multi_line(true)
+            .line_terminator(sep);
+        let hirs = pats
+            .iter()
+            .map(|p| syntax::parse_with(p, &syntax).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let fast_prefilter = Prefilter::from_hirs_prefix(MatchKind::LeftmostFirst, &hirs)
+            .is_some_and(|p| p.is_fast());
+        if fast_prefilter {
+            return Ok(Self { meta, lazy: None });
+        }
+        let mut look = LookMatcher::new();
+        look.set_line_terminator(sep);
+        let dfa = DFA::builder()
+            .syntax(syntax)
+            .thompson(
+                thompson::Config::new()
+                    .look_matcher(look)
+                    .nfa_size_limit(Some(1 << 27)),
+            )
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::All)
+                    .cache_capacity(1 << 23)
+                    .skip_cache_capacity_check(true),
+            )
+            .build_many(pats)
+            .map_err(|e| e.to_string())?;
+        let create = {
+            let dfa = dfa.clone();
+            Box::new(move || dfa.create_cache()) as CacheFn
+        };
+        Ok(Self {
+            meta,
+            lazy: Some((dfa, Pool::new(create))),
+        })
+    }
+
+    /// Whether the values are dealt into streams (else all go to the first).
+    pub(crate) fn interleaves(&self) -> bool {
+        self.lazy.is_some()
+    }
+
+    /// Whether some pattern matches in one of the streams.
+    pub(crate) fn is_match(&self, streams: &[Vec<u8>]) -> bool {
+        if let Some((dfa, pool)) = &self.lazy {
+            if let [a, b, c, d] = streams {
+                let mut cache = pool.get();
+                if let Some(found) = walk(dfa, &mut cache, [a, b, c, d]) {
+                    return found;
+                }
+            }
+        }
+        streams
+            .iter()
+            .any(|s| !s.is_empty() && self.meta.is_match(Input::new(s)))
+    }
+}
+
+/// The interleaved walk; `None` when it cannot answer.
+fn walk(dfa: &DFA, cache: &mut Cache, streams: [&[u8]; STREAMS]) -> Option<bool> {
+    let clears = cache.clear_count();
+    let mut sid = [LazyStateID::default(); STREAMS];
+    for (s, text) in sid.iter_mut().zip(streams) {
+        *s = dfa.start_state_forward(cache, &Input::new(text)).ok()?;
+        if s.is_tagged() {
+            return None;
+        }
+    }
+    let mut rest = streams;
+    // All four while each has bytes left.
+    let n = rest.iter().map(|s| s.len()).min().unwrap_or(0);
+    if !four(dfa, cache, &mut sid, &rest, n, clears)? {
+        return Some(true);
+    }
+    for r in &mut rest {
+        *r = &r[n..];
+    }
+    // Then two at a time, then each alone.
+    loop {
+        let mut live = (0..STREAMS).filter(|&k| !rest[k].is_empty());
+        let (Some(a), Some(b)) = (live.next(), live.next()) else {
+            break;
+        };
+        let n = rest[a].len().min(rest[b].len());
+        let (mut sa, mut sb) = (sid[a], sid[b]);
+        for (&x, &y) in rest[a][..n].iter().zip(&rest[b][..n]) {
+            let na = dfa.next_state_untagged(cache, sa, x);
+            let nb = dfa.next_state_untagged(cache, sb, y);
+            if na.is_tagged() | nb.is_tagged() {
+                if !step(dfa, cache, &mut sa, x, clears)? || !step(dfa, cache, &mut sb, y, clears)?
+                {
+                    return Some(true);
+                }
+            } else {
+                (sa, sb) = (na, nb);
+            }
+        }
+        (sid[a], sid[b]) = (sa, sb);
+        rest[a] = &rest[a][n..];
+        rest[b] = &rest[b][n..];
+    }
+    for k in 0..STREAMS {
+        for &x in rest[k] {
+            if !step(dfa, cache, &mut sid[k], x, clears)? {
+                return Some(true);
+            }
+        }
+        // Each stream ends with a separator, so only a match at the very end is left.
+        let eoi = dfa.next_eoi_state(cache, sid[k]).ok()?;
+        if cache.clear_count() != clears {
+            return None;
+        }
+        if eoi.is_match() {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
+/// The first `n` bytes of all four streams: `Some(false)` on a match.
+#[inline(always)]
+fn four(
+    dfa: &DFA,
+    cache: &mut Cache,
+    sid: &mut [LazyStateID; STREAMS],
+    streams: &[&[u8]; STREAMS],
+    n: usize,
+    clears: usize,
+) -> Option<bool> {
+    let [mut s0, mut s1, mut s2, mut s3] = *sid;
+    let (c0, c1, c2, c3) = (
+        &streams[0][..n],
+        &streams[1][..n],
+        &streams[2][..n],
+        &streams[3][..n],
+    );
+    for i in 0..n {
+        let (b0, b1, b2, b3) = (c0[i], c1[i], c2[i], c3[i]);
+        let n0 = dfa.next_state_untagged(cache, s0, b0);
+        let n1 = dfa.next_state_untagged(cache, s1, b1);
+        let n2 = dfa.next_state_untagged(cache, s2, b2);
+        let n3 = dfa.next_state_untagged(cache, s3, b3);
+        if n0.is_tagged() | n1.is_tagged() | n2.is_tagged() | n3.is_tagged() {
+            for (s, b) in [(&mut s0, b0), (&mut s1, b1), (&mut s2, b2), (&mut s3, b3)] {
+                if !step(dfa, cache, s, b, clears)? {
+                    return Some(false);
+                }
+            }
+        } else {
+            (s0, s1, s2, s3) = (n0, n1, n2, n3);
+        }
+    }
+    *sid = [s0, s1, s2, s3];
+    Some(true)
+}
+
+/// One step of one stream: `Some(false)` when it reached a match, `None` when the walk
+/// cannot go on.
+#[inline(always)]
+fn step(dfa: &DFA, cache: &mut Cache, sid: &mut LazyStateID, b: u8, clears: usize) -> Option<bool> {
+    let next = dfa.next_state_untagged(cache, *sid, b);
+    if !next.is_tagged() {
+        *sid = next;
+        return Some(true);
+    }
+    slow_step(dfa, cache, sid, b, clears)
+}
+
+/// A transition to a state not computed yet, or a special one.
+#[cold]
+#[inline(never)]
+fn slow_step(
+    dfa: &DFA,
+    cache: &mut Cache,
+    sid: &mut LazyStateID,
+    b: u8,
+    clears: usize,
+) -> Option<bool> {
+    let next = dfa.next_state(cache, *sid, b).ok()?;
+    // A cleared cache invalidates the other streams' states; quit and dead states are not
+    // expected of an unanchored search for these patterns, and are left to the meta regex.
+    if cache.clear_count() != clears || next.is_quit() || next.is_dead() || next.is_unknown() {
+        return None;
+    }
+    if next.is_match() {
+        return Some(false);
+    }
+    *sid = next;
+    Some(true)
+}
