@@ -212,32 +212,47 @@ const fn byte_features() -> [u16; 256] {
 static BYTE_FEATURES: [u16; 256] = byte_features();
 
 /// Per two bytes `a b`: the features of `a` and of the pair.
-const fn pair_table() -> [u16; 65536] {
+/// Per byte: its part in a two-byte trigger (0: none).
+const fn pair_parts() -> [u8; 256] {
     let bytes = byte_features();
-    let pairs = pair_features();
-    let mut t = [0u16; 65536];
+    let mut t = [0u8; 256];
     let mut i = 0;
-    while i < 65536 {
-        let (a, b) = (bytes[i >> 8], bytes[i & 0xff]);
-        let pair = pairs[((a >> PAIR_SHIFT) << 3 | (b >> PAIR_SHIFT)) as usize];
-        t[i] = (a & FEATURE_BITS) | pair;
+    while i < 256 {
+        t[i] = (bytes[i] >> PAIR_SHIFT) as u8;
         i += 1;
     }
     t
 }
 
-static PAIR_TABLE: [u16; 65536] = pair_table();
+/// Per pair part of a byte `a` and next byte `b` (index `part(a) << 8 | b`): the features of
+/// `b` and of the pair. Small enough (3 KiB) to stay in the first-level cache.
+const fn pair_table() -> [u16; 6 << 8] {
+    let bytes = byte_features();
+    let pairs = pair_features();
+    let mut t = [0u16; 6 << 8];
+    let mut i = 0;
+    while i < 6 << 8 {
+        let (a, b) = (i >> 8, bytes[i & 0xff]);
+        t[i] = (b & FEATURE_BITS) | pairs[a << 3 | (b >> PAIR_SHIFT) as usize];
+        i += 1;
+    }
+    t
+}
+
+static PAIR_PARTS: [u8; 256] = pair_parts();
+static PAIR_TABLE: [u16; 6 << 8] = pair_table();
 
 impl Features {
     pub(crate) fn of(s: &str) -> Self {
         let b = s.as_bytes();
-        let Some(&last) = b.last() else {
+        let Some(&first) = b.first() else {
             return Self::NONE;
         };
-        // One lookup per byte and its successor: the byte's features and the pair's.
-        let mut f = BYTE_FEATURES[last as usize];
+        // Per byte and its successor, two lookups that do not wait on the previous byte's:
+        // the byte's pair part, then the successor's features and the pair's.
+        let mut f = BYTE_FEATURES[first as usize];
         for w in b.windows(2) {
-            f |= PAIR_TABLE[(w[0] as usize) << 8 | w[1] as usize];
+            f |= PAIR_TABLE[(PAIR_PARTS[w[0] as usize] as usize) << 8 | w[1] as usize];
         }
         if f & (AMPERSAND | SEMICOLON) == AMPERSAND | SEMICOLON {
             f |= AMP;
