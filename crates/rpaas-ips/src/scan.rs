@@ -85,9 +85,9 @@ impl Scanner {
     /// Whether some pattern matches in one of the streams.
     pub(crate) fn is_match(&self, streams: &[Vec<u8>]) -> bool {
         if let Some((dfa, pool)) = &self.lazy {
-            if let [a, b, c, d] = streams {
+            if let Ok(streams) = <&[Vec<u8>; STREAMS]>::try_from(streams) {
                 let mut cache = pool.get();
-                if let Some(found) = walk(dfa, &mut cache, [a, b, c, d]) {
+                if let Some(found) = walk(dfa, &mut cache, streams.each_ref().map(Vec::as_slice)) {
                     return found;
                 }
             }
@@ -109,9 +109,9 @@ fn walk(dfa: &DFA, cache: &mut Cache, streams: [&[u8]; STREAMS]) -> Option<bool>
         }
     }
     let mut rest = streams;
-    // All four while each has bytes left.
+    // All together while each has bytes left.
     let n = rest.iter().map(|s| s.len()).min().unwrap_or(0);
-    if !four(dfa, cache, &mut sid, &rest, n, clears)? {
+    if !lockstep(dfa, cache, &mut sid, &rest, n, clears)? {
         return Some(true);
     }
     for r in &mut rest {
@@ -159,40 +159,36 @@ fn walk(dfa: &DFA, cache: &mut Cache, streams: [&[u8]; STREAMS]) -> Option<bool>
     Some(false)
 }
 
-/// The first `n` bytes of all four streams: `Some(false)` on a match.
+/// The first `n` bytes of all streams, in lockstep: `Some(false)` on a match.
 #[inline(always)]
-fn four(
+fn lockstep<const K: usize>(
     dfa: &DFA,
     cache: &mut Cache,
-    sid: &mut [LazyStateID; STREAMS],
-    streams: &[&[u8]; STREAMS],
+    sid: &mut [LazyStateID; K],
+    streams: &[&[u8]; K],
     n: usize,
     clears: usize,
 ) -> Option<bool> {
-    let [mut s0, mut s1, mut s2, mut s3] = *sid;
-    let (c0, c1, c2, c3) = (
-        &streams[0][..n],
-        &streams[1][..n],
-        &streams[2][..n],
-        &streams[3][..n],
-    );
+    let mut s = *sid;
+    let c: [&[u8]; K] = streams.map(|x| &x[..n]);
     for i in 0..n {
-        let (b0, b1, b2, b3) = (c0[i], c1[i], c2[i], c3[i]);
-        let n0 = dfa.next_state_untagged(cache, s0, b0);
-        let n1 = dfa.next_state_untagged(cache, s1, b1);
-        let n2 = dfa.next_state_untagged(cache, s2, b2);
-        let n3 = dfa.next_state_untagged(cache, s3, b3);
-        if n0.is_tagged() | n1.is_tagged() | n2.is_tagged() | n3.is_tagged() {
-            for (s, b) in [(&mut s0, b0), (&mut s1, b1), (&mut s2, b2), (&mut s3, b3)] {
-                if !step(dfa, cache, s, b, clears)? {
+        let mut next = s;
+        let mut tagged = false;
+        for k in 0..K {
+            next[k] = dfa.next_state_untagged(cache, s[k], c[k][i]);
+            tagged |= next[k].is_tagged();
+        }
+        if tagged {
+            for k in 0..K {
+                if !step(dfa, cache, &mut s[k], c[k][i], clears)? {
                     return Some(false);
                 }
             }
         } else {
-            (s0, s1, s2, s3) = (n0, n1, n2, n3);
+            s = next;
         }
     }
-    *sid = [s0, s1, s2, s3];
+    *sid = s;
     Some(true)
 }
 
