@@ -161,6 +161,8 @@ fn walk(dfa: &DFA, cache: &mut Cache, streams: [&[u8]; STREAMS]) -> Option<bool>
 
 /// The first `n` bytes of all streams, in lockstep: `Some(false)` on a match.
 #[inline(always)]
+// `i` indexes all K streams at once.
+#[allow(clippy::needless_range_loop)]
 fn lockstep<const K: usize>(
     dfa: &DFA,
     cache: &mut Cache,
