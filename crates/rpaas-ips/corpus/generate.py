@@ -275,6 +275,22 @@ for i in range(15):
 for t in ["/", "/favicon.ico", "/robots.txt", "/automate", "/cwa/api/v1/"]:
     B(req("GET", t, "misc", browser()))
 
+# --- Parameter pollution with the payload split across duplicates: ASP.NET joins `id=a&id=b`
+# into "a,b", so only the joined value holds the attack (no fixed draws: earlier lines stay put).
+for i, t in enumerate([
+    "/automate/reports?id=1%20union%20all%20/*&id=*/%20select%20null,null",
+    "/automate/reports?ID=1%20UNION%20/*&id=*/%20SELECT%201,2,3",
+    "/cwa/api/v1/computers?condition=1%20or%20/*&pageSize=5&condition=*/%201=1",
+    "/automate/reports?q=%3Cimg%20src=x%20/*&q=*/%20onerror=alert(1)%3E",
+]):
+    A(req("GET", t, "SQLi/XSS split parameter pollution #%d" % (i + 1), [["user-agent", BROWSER], ["accept", "*/*"]]))
+# --- The payload in an argument's name
+for i, t in enumerate([
+    "/automate/reports?%3Cscript%3Ealert(1)%3C/script%3E",
+    "/cwa/api/v1/computers?pageSize=5&1%27%20or%201%3D1--=x",
+]):
+    A(req("GET", t, "payload in argument name #%d" % (i + 1), [["user-agent", BROWSER], ["accept", "*/*"]]))
+
 with open("attacks.jsonl", "w") as f:
     for a in attacks:
         f.write(json.dumps(a) + "\n")

@@ -14,7 +14,13 @@ pub struct RequestData {
     pub query: String,
     /// Query arguments, as received (still percent-encoded).
     pub query_args: Vec<(String, String)>,
-    /// Body arguments (form: as received; JSON: decoded strings with dotted key paths).
+    /// Query arguments whose name comes more than once, as ASP.NET reads them: one value, the
+    /// values (as received) joined by `,`, under the first spelling of the name. A payload
+    /// split across duplicates (`id=1 union /*&id=*/ select 1`) is whole again here; these
+    /// are inspected as arguments too (not counted as more of them).
+    pub query_joined: Vec<(String, String)>,
+    /// Body arguments (form: as received; JSON: decoded strings with dotted key paths, and
+    /// each key as the value of `<path>#name`, so keys are inspected like values).
     pub body_args: Vec<(String, String)>,
     /// Header names lowercase.
     pub headers: Vec<(String, String)>,
@@ -45,6 +51,7 @@ impl RequestData {
         };
         let mut query_args = Vec::new();
         split_args(query, &mut query_args);
+        let query_joined = join_duplicates(&query_args);
         let mut hs = Vec::new();
         let mut cookies = Vec::new();
         for (k, v) in headers {
@@ -67,6 +74,7 @@ impl RequestData {
             raw_path: raw_path.to_string(),
             query: query.to_string(),
             query_args,
+            query_joined,
             body_args: Vec::new(),
             headers: hs,
             cookies,
@@ -108,6 +116,32 @@ impl RequestData {
         }
         self.body = Some(text);
     }
+}
+
+/// Arguments sharing a name, joined as ASP.NET's collections join them: names compared
+/// decoded and without case, values joined by `,` in order.
+fn join_duplicates(args: &[(String, String)]) -> Vec<(String, String)> {
+    let key = |k: &str| crate::transform::url_decode(k).to_lowercase();
+    let mut out = Vec::new();
+    if args.len() < 2 {
+        return out;
+    }
+    let keys: Vec<String> = args.iter().map(|(k, _)| key(k)).collect();
+    for (i, k) in keys.iter().enumerate() {
+        if keys[..i].contains(k) {
+            continue;
+        }
+        let same: Vec<&str> = keys
+            .iter()
+            .zip(args)
+            .filter(|(x, _)| *x == k)
+            .map(|(_, (_, v))| v.as_str())
+            .collect();
+        if same.len() > 1 {
+            out.push((args[i].0.clone(), same.join(",")));
+        }
+    }
+    out
 }
 
 fn flatten_json(
@@ -195,6 +229,18 @@ mod tests {
             vec![("s".into(), "1".into()), ("t".into(), "two".into())]
         );
         assert_eq!(r.header("user-agent"), Some("x"));
+        assert!(r.query_joined.is_empty());
+        let d = RequestData::new(
+            "GET",
+            "/x",
+            "/x?id=1%20union%20/*&ID=*/%20select%201&other=2&i%64=3",
+            [],
+            TrafficClass::Other,
+        );
+        assert_eq!(
+            d.query_joined,
+            vec![("id".into(), "1%20union%20/*,*/%20select%201,3".into())]
+        );
         r.set_body(
             "application/json",
             br#"{"condition":"name like 'x'","ids":[1,2],"n":{"k":"v"}}"#,

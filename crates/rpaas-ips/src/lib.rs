@@ -250,10 +250,19 @@ fn for_each_value<'a>(
         (Scope::Head, Target::Path) => f(None, &req.path),
         (Scope::Head, Target::RawPath) => f(None, &req.raw_path),
         (Scope::Head, Target::Query) if !req.query.is_empty() => f(None, &req.query),
-        (Scope::Head, Target::Args) => pairs(&req.query_args, f),
+        (Scope::Head, Target::Args) => {
+            pairs(&req.query_args, f);
+            pairs(&req.query_joined, f);
+        }
         (Scope::Head, Target::ArgNames) => names(&req.query_args, f),
         (Scope::Body, Target::Args) => pairs(&req.body_args, f),
-        (Scope::Body, Target::ArgNames) => names(&req.body_args, f),
+        // A JSON key is already an argument's value (under `<path>#name`); its names are
+        // the paths built from those keys.
+        (Scope::Body, Target::ArgNames) => {
+            for (k, _) in req.body_args.iter().filter(|(k, _)| !k.ends_with("#name")) {
+                f(Some(k.as_str()), k.as_str());
+            }
+        }
         (Scope::Head, Target::Headers) => {
             for (k, v) in req.headers.iter().filter(|(k, _)| k != "cookie") {
                 f(Some(k.as_str()), v.as_str());
@@ -279,6 +288,10 @@ fn for_each_value<'a>(
 fn count(req: &RequestData, t: &Target, scope: Scope) -> usize {
     let mut n = 0;
     for_each_value(req, t, scope, &mut |_, _| n += 1);
+    // Joined duplicates are another reading of the same arguments, not more of them.
+    if (scope, t) == (Scope::Head, &Target::Args) {
+        n -= req.query_joined.len();
+    }
     n
 }
 

@@ -245,3 +245,21 @@ fn an_argument_exclusion_does_not_hide_the_same_attack_in_another_argument() {
         .iter()
         .any(|m| m.name.as_deref() == Some("orderby")));
 }
+
+/// ASP.NET joins `id=a&id=b` into "a,b": a payload split across duplicates is judged whole,
+/// the same halves under different names are not.
+#[test]
+fn a_payload_split_across_duplicate_arguments_is_judged_joined() {
+    let r = rs();
+    let s = Settings::default();
+    let split = "/automate/reports?id=1%20union%20/*&ID=*/%20select%201,2,3";
+    let o = inspect(&r, &s, &req("GET", split, TrafficClass::Other), Scope::Head);
+    assert!(o.ids().contains(&942100), "{:?}", o.matches);
+    assert!(o
+        .matches
+        .iter()
+        .any(|m| m.id == 942100 && m.target == "args" && m.name.as_deref() == Some("id")));
+    let apart = "/automate/reports?a=1%20union%20/*&b=*/%20select%201,2,3";
+    let o = inspect(&r, &s, &req("GET", apart, TrafficClass::Other), Scope::Head);
+    assert!(!o.ids().contains(&942100), "{:?}", o.matches);
+}
