@@ -1,6 +1,6 @@
 //! The rpaas IPS. Pure: rules are parsed ([`rules`]) and compiled once per config snapshot into
-//! a [`RuleSet`] of multi-pattern matchers — per transform chain one `RegexSet` and one
-//! Aho-Corasick automaton, so each value is scanned once for all the rules that look at it.
+//! a [`RuleSet`]: per phase a plan of transform chains and multi-pattern automata (`engine`,
+//! `scan`), so a request's text is scanned once for all the rules that look at it.
 //! [`inspect`] scores a request (or its body, or a response) against a rule set with an
 //! instance's [`Settings`] (mode, threshold, disabled rules, scoped exclusions).
 //! [`limits`] holds the token buckets and the ban table; it is given the time, never reads it.
