@@ -461,7 +461,12 @@ impl Plan {
                 if w.s.scanned[s] & bit == 0 && !w.strings[s].is_empty() {
                     w.s.scanned[s] |= bit;
                     if group.any.interleaves() {
-                        deal.push((w.strings[s].len(), s, tp.group));
+                        // Sorted as one number: length, then group and string.
+                        deal.push(
+                            (w.strings[s].len().min(0xff_ffff) as u64) << 40
+                                | (tp.group as u64) << 32
+                                | s as u64,
+                        );
                     } else {
                         let buf = &mut joined[tp.group][0];
                         buf.extend_from_slice(w.strings[s].as_bytes());
@@ -470,8 +475,9 @@ impl Plan {
                 }
             }
         }
-        deal.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
-        for &(_, s, g) in &deal {
+        deal.sort_unstable();
+        for &d in deal.iter().rev() {
+            let (g, s) = ((d >> 32 & 0xff) as usize, (d & 0xffff_ffff) as usize);
             if let Some(buf) = joined[g].iter_mut().min_by_key(|b| b.len()) {
                 buf.extend_from_slice(w.strings[s].as_bytes());
                 buf.push(SEP);
@@ -646,8 +652,9 @@ struct Scratch {
     candidates: Vec<usize>,
     picked: Vec<usize>,
     joined: Vec<Vec<Vec<u8>>>,
-    /// Strings to deal into an interleaved group's streams: length, string, group.
-    deal: Vec<(usize, usize, usize)>,
+    /// Strings to deal into an interleaved group's streams: length (24 bits), group (8),
+    /// string (32), as one number to sort.
+    deal: Vec<u64>,
     /// `Work::strings` and `Work::values`, emptied, kept for their allocations.
     strings: Vec<Cow<'static, str>>,
     values: Vec<Value<'static>>,

@@ -250,10 +250,22 @@ impl Features {
         };
         // Per byte and its successor, two lookups that do not wait on the previous byte's:
         // the byte's pair part, then the successor's features and the pair's.
-        let mut f = BYTE_FEATURES[first as usize];
-        for w in b.windows(2) {
-            f |= PAIR_TABLE[(PAIR_PARTS[w[0] as usize] as usize) << 8 | w[1] as usize];
+        let pair = |a: u8, c: u8| {
+            u32::from(PAIR_TABLE[(PAIR_PARTS[a as usize] as usize) << 8 | c as usize])
+        };
+        // Four pairs per round into two accumulators, so the ORs do not wait on each other.
+        let (mut f0, mut f1) = (u32::from(BYTE_FEATURES[first as usize]), 0u32);
+        let mut chunks = b.windows(5).step_by(4);
+        let mut done = 0;
+        for w in chunks.by_ref() {
+            f0 |= pair(w[0], w[1]) | pair(w[1], w[2]);
+            f1 |= pair(w[2], w[3]) | pair(w[3], w[4]);
+            done += 4;
         }
+        for w in b[done..].windows(2) {
+            f0 |= pair(w[0], w[1]);
+        }
+        let mut f = (f0 | f1) as u16;
         if f & (AMPERSAND | SEMICOLON) == AMPERSAND | SEMICOLON {
             f |= AMP;
         }
