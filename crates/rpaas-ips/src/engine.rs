@@ -231,33 +231,6 @@ impl Plan {
                 node
             };
             let fold = |p: String| if foldable { format!("(?i:{p})") } else { p };
-            let mut targets = Vec::new();
-            for t in &r.targets {
-                let ti = match plan.targets.iter().position(|x| &x.target == t) {
-                    Some(ti) => ti,
-                    None => {
-                        plan.targets.push(TargetPlan {
-                            target: t.clone(),
-                            group: group_of(t),
-                            scan: Vec::new(),
-                            exact: Vec::new(),
-                            triggers: Features::NONE,
-                        });
-                        plan.targets.len() - 1
-                    }
-                };
-                let tp = &mut plan.targets[ti];
-                for t in r.transforms.iter().filter(|t| **t != Transform::Lowercase) {
-                    tp.triggers = tp.triggers.union(t.triggers());
-                }
-                if !tp.scan.contains(&scan) {
-                    tp.scan.push(scan);
-                }
-                if !tp.exact.contains(&node) {
-                    tp.exact.push(node);
-                }
-                targets.push(ti);
-            }
             let ri = plan.rules.len();
             let (matcher, union) = match &r.op {
                 Op::Regex(p) => match byte_class(p) {
@@ -278,6 +251,38 @@ impl Plan {
                 ),
                 _ => (Matcher::Simple, None),
             };
+            let mut targets = Vec::new();
+            for t in &r.targets {
+                let ti = match plan.targets.iter().position(|x| &x.target == t) {
+                    Some(ti) => ti,
+                    None => {
+                        plan.targets.push(TargetPlan {
+                            target: t.clone(),
+                            group: group_of(t),
+                            scan: Vec::new(),
+                            exact: Vec::new(),
+                            triggers: Features::NONE,
+                        });
+                        plan.targets.len() - 1
+                    }
+                };
+                targets.push(ti);
+                // Only the union's patterns read the scan: what other rules look at is
+                // checked value by value.
+                if union.is_none() {
+                    continue;
+                }
+                let tp = &mut plan.targets[ti];
+                for t in r.transforms.iter().filter(|t| **t != Transform::Lowercase) {
+                    tp.triggers = tp.triggers.union(t.triggers());
+                }
+                if !tp.scan.contains(&scan) {
+                    tp.scan.push(scan);
+                }
+                if !tp.exact.contains(&node) {
+                    tp.exact.push(node);
+                }
+            }
             match union {
                 Some(pats) => {
                     let mut groups: Vec<usize> = r.targets.iter().map(group_of).collect();
@@ -435,6 +440,9 @@ impl Plan {
             let Some(group) = &self.groups[tp.group] else {
                 continue;
             };
+            if tp.scan.is_empty() {
+                continue;
+            }
             let memo = w.values[vi].memo;
             // Case-insensitive patterns over the chains without `lowercase` see what the
             // rules see only in ASCII text; anything else is scanned as the rules see it.
