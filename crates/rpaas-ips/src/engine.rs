@@ -388,39 +388,6 @@ impl Plan {
         runs.resize(self.targets.len(), 0..0);
         w.s.summary.clear();
         w.s.summary.resize(self.targets.len(), Summary::default());
-        // All headers first: a specific header's values are the same text, found again by
-        // address, and share their transformations. `picked` holds the headers' memos here,
-        // and each value's strings to scan below.
-        let mut picked = std::mem::take(&mut w.s.picked);
-        picked.clear();
-        for &ti in &self.order {
-            let tp = &self.targets[ti];
-            let start = w.values.len();
-            let shared: &[usize] = if matches!(tp.target, Target::Header(_)) {
-                &picked
-            } else {
-                &[]
-            };
-            values(&tp.target, &mut |name, v| {
-                let memo = w.memo(v, shared);
-                w.values.push(Value { name, memo });
-            });
-            runs[ti] = start..w.values.len();
-            let mut sum = Summary::default();
-            for v in &w.values[runs[ti].clone()] {
-                let s = w.s.raw[v.memo];
-                sum.features = sum.features.union(w.s.features[s]);
-                sum.max_len = sum.max_len.max(w.strings[s].len());
-            }
-            w.s.summary[ti] = sum;
-            if tp.target == Target::Headers {
-                picked.extend(w.values[runs[ti].clone()].iter().map(|x| x.memo));
-            }
-        }
-        let summary = std::mem::take(&mut w.s.summary);
-        let mut candidates = std::mem::take(&mut w.s.candidates);
-        candidates.clear();
-        candidates.extend_from_slice(&self.every_value);
         // Per group, its streams (see `scan`); values for interleaved groups are dealt
         // below, longest first, each to the shortest stream.
         let mut joined = std::mem::take(&mut w.s.joined);
@@ -431,58 +398,40 @@ impl Plan {
         }
         let mut deal = std::mem::take(&mut w.s.deal);
         deal.clear();
-        for (tp, vi) in self
-            .targets
-            .iter()
-            .zip(&runs)
-            .flat_map(|(tp, r)| r.clone().map(move |vi| (tp, vi)))
-        {
-            let Some(group) = &self.groups[tp.group] else {
-                continue;
+        let mut pick = std::mem::take(&mut w.s.pick);
+        // All headers first: a specific header's values are the same text, found again by
+        // address, and share their transformations. `picked` holds the headers' memos.
+        let mut picked = std::mem::take(&mut w.s.picked);
+        picked.clear();
+        for &ti in &self.order {
+            let tp = &self.targets[ti];
+            let start = w.values.len();
+            let shared: &[usize] = if matches!(tp.target, Target::Header(_)) {
+                &picked
+            } else {
+                &[]
             };
-            if tp.scan.is_empty() {
-                continue;
-            }
-            let memo = w.values[vi].memo;
-            // Case-insensitive patterns over the chains without `lowercase` see what the
-            // rules see only in ASCII text; anything else is scanned as the rules see it.
-            picked.clear();
-            let raw = w.s.features[w.s.raw[memo]];
-            let mut ascii = raw.is_ascii();
-            if ascii && !raw.meets(tp.triggers) {
-                picked.push(w.s.raw[memo]);
-            } else if ascii {
-                for &node in &tp.scan {
-                    let s = w.out(self, memo, node);
-                    ascii &= w.s.features[s].is_ascii();
-                    picked.push(s);
+            let scanned = !tp.scan.is_empty() && self.groups[tp.group].is_some();
+            let mut sum = Summary::default();
+            values(&tp.target, &mut |name, v| {
+                let memo = w.memo(v, shared);
+                w.values.push(Value { name, memo });
+                sum.features = sum.features.union(w.s.features[w.s.raw[memo]]);
+                sum.max_len = sum.max_len.max(v.len());
+                if scanned {
+                    self.prepare(&mut w, tp, memo, &mut pick, &mut joined, &mut deal);
                 }
-            }
-            if !ascii {
-                picked.clear();
-                for &node in &tp.exact {
-                    picked.push(w.out(self, memo, node));
-                }
-            }
-            for &s in &picked {
-                let bit = 1u8 << tp.group;
-                if w.s.scanned[s] & bit == 0 && !w.strings[s].is_empty() {
-                    w.s.scanned[s] |= bit;
-                    if group.any.interleaves() {
-                        // Sorted as one number: length, then group and string.
-                        deal.push(
-                            (w.strings[s].len().min(0xff_ffff) as u64) << 40
-                                | (tp.group as u64) << 32
-                                | s as u64,
-                        );
-                    } else {
-                        let buf = &mut joined[tp.group][0];
-                        buf.extend_from_slice(w.strings[s].as_bytes());
-                        buf.push(SEP);
-                    }
-                }
+            });
+            runs[ti] = start..w.values.len();
+            w.s.summary[ti] = sum;
+            if tp.target == Target::Headers {
+                picked.extend(w.values[runs[ti].clone()].iter().map(|x| x.memo));
             }
         }
+        let summary = std::mem::take(&mut w.s.summary);
+        let mut candidates = std::mem::take(&mut w.s.candidates);
+        candidates.clear();
+        candidates.extend_from_slice(&self.every_value);
         deal.sort_unstable();
         for &d in deal.iter().rev() {
             let (g, s) = ((d >> 32 & 0xff) as usize, (d & 0xffff_ffff) as usize);
@@ -542,8 +491,64 @@ impl Plan {
         w.s.joined = joined;
         w.s.deal = deal;
         w.s.picked = picked;
+        w.s.pick = pick;
         w.s.strings = relifetime(w.strings);
         w.s.values = relifetime(w.values);
+    }
+
+    /// A value's strings for its group's scan: appended to the group's text, or listed to
+    /// be dealt into its streams.
+    fn prepare(
+        &self,
+        w: &mut Work<'_, '_>,
+        tp: &TargetPlan,
+        memo: usize,
+        pick: &mut Vec<usize>,
+        joined: &mut [Vec<Vec<u8>>],
+        deal: &mut Vec<u64>,
+    ) {
+        // Case-insensitive patterns over the chains without `lowercase` see what the
+        // rules see only in ASCII text; anything else is scanned as the rules see it.
+        pick.clear();
+        let raw = w.s.features[w.s.raw[memo]];
+        let mut ascii = raw.is_ascii();
+        if ascii && !raw.meets(tp.triggers) {
+            pick.push(w.s.raw[memo]);
+        } else if ascii {
+            for &node in &tp.scan {
+                let s = w.out(self, memo, node);
+                ascii &= w.s.features[s].is_ascii();
+                pick.push(s);
+            }
+        }
+        if !ascii {
+            pick.clear();
+            for &node in &tp.exact {
+                pick.push(w.out(self, memo, node));
+            }
+        }
+        let interleaves = self.groups[tp.group]
+            .as_ref()
+            .is_some_and(|g| g.any.interleaves());
+        let bit = 1u8 << tp.group;
+        for &s in pick.iter() {
+            if w.s.scanned[s] & bit != 0 || w.strings[s].is_empty() {
+                continue;
+            }
+            w.s.scanned[s] |= bit;
+            if interleaves {
+                // Sorted as one number: length, then group and string.
+                deal.push(
+                    (w.strings[s].len().min(0xff_ffff) as u64) << 40
+                        | (tp.group as u64) << 32
+                        | s as u64,
+                );
+            } else {
+                let buf = &mut joined[tp.group][0];
+                buf.extend_from_slice(w.strings[s].as_bytes());
+                buf.push(SEP);
+            }
+        }
     }
 
     /// Whether `rules[rule]` matches a value (transformed here by its chain).
@@ -658,7 +663,10 @@ struct Scratch {
     /// Per target: what its raw values hold together.
     summary: Vec<Summary>,
     candidates: Vec<usize>,
+    /// The `headers` target's memos.
     picked: Vec<usize>,
+    /// A value's strings to scan.
+    pick: Vec<usize>,
     joined: Vec<Vec<Vec<u8>>>,
     /// Strings to deal into an interleaved group's streams: length (24 bits), group (8),
     /// string (32), as one number to sort.
