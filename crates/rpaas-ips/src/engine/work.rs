@@ -1,0 +1,174 @@
+//! The per-request side of a [`Plan`](super::Plan): the strings a request's values become
+//! under the transform chains (each computed once) and the scratch vectors, kept per thread.
+
+use std::borrow::Cow;
+
+use super::{Plan, Summary};
+use crate::transform::{Features, Transform};
+
+pub(super) struct Value<'a> {
+    pub(super) name: Option<&'a str>,
+    pub(super) memo: usize,
+}
+
+/// The index vectors of a [`Work`], kept per thread between requests so a request
+/// allocates little.
+#[derive(Default)]
+pub(super) struct Scratch {
+    /// Parallel to `Work::strings`: what each holds that a transformation acts on.
+    pub(super) features: Vec<Features>,
+    /// Parallel to `Work::strings`: the groups whose joined text holds it, one bit each.
+    pub(super) scanned: Vec<u8>,
+    /// Per distinct raw value: its string index.
+    pub(super) raw: Vec<usize>,
+    /// Per distinct raw value: its latest entry in `steps` (`usize::MAX`: none yet).
+    pub(super) last_step: Vec<usize>,
+    /// Per raw value: where its row of `node_out` starts (`usize::MAX`: none yet).
+    pub(super) node_base: Vec<usize>,
+    /// Per raw value and tree node: the string index, or `usize::MAX` before it is needed.
+    pub(super) node_out: Vec<usize>,
+    /// `(input, transform, output, previous entry of the same raw value)`: transformations
+    /// already applied, a short list per raw value.
+    pub(super) steps: Vec<(usize, Transform, usize, usize)>,
+    pub(super) runs: Vec<std::ops::Range<usize>>,
+    /// Per target: what its raw values hold together.
+    pub(super) summary: Vec<Summary>,
+    pub(super) candidates: Vec<usize>,
+    /// The `headers` target's memos.
+    pub(super) picked: Vec<usize>,
+    /// A value's strings to scan.
+    pub(super) pick: Vec<usize>,
+    pub(super) joined: Vec<Vec<Vec<u8>>>,
+    /// Strings to deal into an interleaved group's streams: length (24 bits), group (8),
+    /// string (32), as one number to sort.
+    pub(super) deal: Vec<u64>,
+    /// `Work::strings` and `Work::values`, emptied, kept for their allocations.
+    pub(super) strings: Vec<Cow<'static, str>>,
+    pub(super) values: Vec<Value<'static>>,
+}
+
+/// A vector emptied and retyped (to another lifetime): the in-place collect keeps its
+/// allocation, so the per-request vectors are allocated once per thread.
+pub(super) fn relifetime<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+thread_local! {
+    pub(super) static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// The strings one request produces, and how each was derived.
+pub(super) struct Work<'a, 's> {
+    pub(super) strings: Vec<Cow<'a, str>>,
+    pub(super) values: Vec<Value<'a>>,
+    pub(super) s: &'s mut Scratch,
+}
+
+impl<'a, 's> Work<'a, 's> {
+    pub(super) fn new(s: &'s mut Scratch) -> Self {
+        s.features.clear();
+        s.scanned.clear();
+        s.raw.clear();
+        s.last_step.clear();
+        s.node_base.clear();
+        s.node_out.clear();
+        s.steps.clear();
+        Self {
+            strings: relifetime(std::mem::take(&mut s.strings)),
+            values: relifetime(std::mem::take(&mut s.values)),
+            s,
+        }
+    }
+
+    pub(super) fn push(&mut self, s: Cow<'a, str>) -> usize {
+        self.s.features.push(Features::of(&s));
+        self.strings.push(s);
+        self.s.scanned.push(0);
+        self.strings.len() - 1
+    }
+
+    /// The memo for a raw value. A specific header's values are the same text as the
+    /// `headers` target's: those are found again and share their transformations.
+    pub(super) fn memo(&mut self, v: &'a str, shared: &[usize]) -> usize {
+        if let Some(&m) = shared
+            .iter()
+            .find(|&&m| std::ptr::eq(self.strings[self.s.raw[m]].as_ref(), v))
+        {
+            return m;
+        }
+        let s = self.push(Cow::Borrowed(v));
+        self.s.raw.push(s);
+        self.s.last_step.push(usize::MAX);
+        // Filled in on the first transformation (most values need none).
+        self.s.node_base.push(usize::MAX);
+        self.s.raw.len() - 1
+    }
+
+    /// The string for raw value `memo` transformed by the chain ending at tree node `node`.
+    pub(super) fn out(&mut self, plan: &Plan, memo: usize, node: usize) -> usize {
+        // Most values hold nothing any transformation on the way acts on.
+        if node == 0 || !self.s.features[self.s.raw[memo]].meets(plan.chain_triggers[node]) {
+            return self.s.raw[memo];
+        }
+        if self.s.node_base[memo] == usize::MAX {
+            self.s.node_base[memo] = self.s.node_out.len();
+            self.s
+                .node_out
+                .extend(std::iter::repeat_n(usize::MAX, plan.nodes.len()));
+        }
+        let slot = self.s.node_base[memo] + node;
+        if self.s.node_out[slot] != usize::MAX {
+            return self.s.node_out[slot];
+        }
+        let (parent, t) = plan.nodes[node];
+        let input = self.out(plan, memo, parent);
+        if !t.may_change(self.s.features[input]) {
+            self.s.node_out[slot] = input;
+            return input;
+        }
+        let mut done = None;
+        let mut at = self.s.last_step[memo];
+        while at != usize::MAX {
+            let (i, x, o, prev) = self.s.steps[at];
+            if i == input && x == t {
+                done = Some(o);
+                break;
+            }
+            at = prev;
+        }
+        let output = match done {
+            Some(o) => o,
+            None => {
+                let changed = match t.apply(Cow::Borrowed(&self.strings[input])) {
+                    Cow::Borrowed(_) => None,
+                    Cow::Owned(s) if s == self.strings[input] => None,
+                    Cow::Owned(s) => Some(s),
+                };
+                let o = match changed {
+                    None => input,
+                    Some(s) => self.push(Cow::Owned(s)),
+                };
+                self.s.steps.push((input, t, o, self.s.last_step[memo]));
+                self.s.last_step[memo] = self.s.steps.len() - 1;
+                o
+            }
+        };
+        self.s.node_out[slot] = output;
+        output
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn relifetime_keeps_the_allocation() {
+        let mut v: Vec<std::borrow::Cow<'static, str>> = Vec::with_capacity(100);
+        v.push("x".into());
+        let p = v.as_ptr() as usize;
+        let w: Vec<std::borrow::Cow<'_, str>> = super::relifetime(v);
+        assert!(w.is_empty());
+        assert_eq!(w.capacity(), 100);
+        assert_eq!(w.as_ptr() as usize, p);
+    }
+}
