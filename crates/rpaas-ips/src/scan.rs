@@ -36,6 +36,11 @@ pub(crate) struct Scanner {
 impl Scanner {
     /// `pats` in multi-line mode with `sep` as line terminator, over bytes.
     pub(crate) fn new(pats: &[String], sep: u8, meta: MetaRegex) -> Result<Self, String> {
+        Self::with_cache(pats, sep, meta, 1 << 23)
+    }
+
+    /// As [`Scanner::new`], with the lazy DFA's cache capacity in bytes.
+    fn with_cache(pats: &[String], sep: u8, meta: MetaRegex, cache: usize) -> Result<Self, String> {
         let syntax = syntax::Config::new()
             .unicode(false)
             .utf8(false)
@@ -62,7 +67,7 @@ impl Scanner {
             .configure(
                 DFA::config()
                     .match_kind(MatchKind::All)
-                    .cache_capacity(1 << 23)
+                    .cache_capacity(cache)
                     .skip_cache_capacity_check(true),
             )
             .build_many(pats)
@@ -227,4 +232,81 @@ fn slow_step(
     }
     *sid = next;
     Some(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEP: u8 = 0xff;
+
+    fn meta(pats: &[String]) -> MetaRegex {
+        MetaRegex::builder()
+            .syntax(
+                syntax::Config::new()
+                    .unicode(false)
+                    .utf8(false)
+                    .multi_line(true)
+                    .line_terminator(SEP),
+            )
+            .configure(MetaRegex::config().line_terminator(SEP))
+            .build_many(pats)
+            .expect("patterns")
+    }
+
+    /// The lockstep walk answers as the meta regex does over the same values, however they
+    /// are dealt, with a roomy cache and with one so small it is cleared mid-walk (then the
+    /// walk must hand over rather than read stale states).
+    #[test]
+    fn the_walk_agrees_with_the_meta_regex() {
+        let pats: Vec<String> = [
+            r"\bunion\s+(?:all\s+)?select\b",
+            r"(?:^|/)\.\.(?:/|$)",
+            r"<\s*script[\s>/]",
+            r"a[^x]{3,9}b",
+            r"\bor\s+\d+\s*=\s*\d+\s*$",
+        ]
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+        let words = [
+            "union", "select", "all", " ", "  ", "/", "..", "<", "script", ">", "a", "b", "x",
+            "or", "1", "=", "2", "q", "\t",
+        ];
+        let mut seed = 0x2545_f491_u32;
+        let mut next = move |n: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed % n
+        };
+        for cache in [1 << 23, 1] {
+            let s = Scanner::with_cache(&pats, SEP, meta(&pats), cache).expect("scanner");
+            assert!(s.interleaves());
+            let (mut hits, mut cases) = (0, 0);
+            for _ in 0..3000 {
+                let mut streams = vec![Vec::new(); STREAMS];
+                for _ in 0..next(12) {
+                    let mut v = Vec::new();
+                    for _ in 0..next(10) {
+                        v.extend_from_slice(words[next(words.len() as u32) as usize].as_bytes());
+                    }
+                    let k = next(STREAMS as u32) as usize;
+                    streams[k].extend_from_slice(&v);
+                    streams[k].push(SEP);
+                }
+                let m = meta(&pats);
+                let want = streams
+                    .iter()
+                    .any(|t| !t.is_empty() && m.is_match(Input::new(t)));
+                assert_eq!(s.is_match(&streams), want, "{streams:?}");
+                hits += usize::from(want);
+                cases += 1;
+            }
+            assert!(
+                hits > cases / 10 && hits < cases * 9 / 10,
+                "{hits} of {cases}"
+            );
+        }
+    }
 }
