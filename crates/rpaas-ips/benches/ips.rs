@@ -50,7 +50,7 @@ fn synthetic(n: usize) -> Vec<Rule> {
     let mut text = String::new();
     for i in 0..n {
         text.push_str(&format!(
-            "[[rule]]\nid = {}\nmsg = \"synthetic\"\nseverity = \"notice\"\ntargets = [\"args\", \"query\"]\ntransforms = [\"url_decode\", \"lowercase\"]\npattern = '''\\bsyn{i}tok[0-9]+(?:x|y)\\b'''\n",
+            "[[rule]]\nid = {}\nmsg = \"synthetic\"\nseverity = \"notice\"\ntargets = [\"args\", \"arg_names\"]\ntransforms = [\"url_decode\", \"lowercase\"]\npattern = '''\\bsyn{i}tok[0-9]+(?:x|y)\\b'''\n",
             500_000 + i
         ));
     }
@@ -74,6 +74,24 @@ fn bench(c: &mut Criterion) {
             o.merge(inspect(&rs, &s, black_box(&t), Scope::Body), &s);
             black_box(o)
         })
+    });
+    // A 16 KiB form (100 fields of 150 bytes): body inspection per byte.
+    let mut form = RequestData::new(
+        "POST",
+        "/automate/post",
+        "/automate/post",
+        [("content-type", "application/x-www-form-urlencoded")],
+        TrafficClass::WebControlCenter,
+    );
+    let body: Vec<String> = (0..100)
+        .map(|i| format!("field{i}={}", "v".repeat(150)))
+        .collect();
+    form.set_body(
+        "application/x-www-form-urlencoded",
+        body.join("&").as_bytes(),
+    );
+    c.bench_function("ips/form_body_16k", |b| {
+        b.iter(|| black_box(inspect(&rs, &s, black_box(&form), Scope::Body)))
     });
     let mut g = c.benchmark_group("ips/technician_by_rule_count");
     let base = rpaas_ips::parse_rules("builtin.toml", BUILTIN_RULES).expect("builtin");
