@@ -94,6 +94,19 @@ struct TargetPlan {
     exact: Vec<usize>,
     /// What the `scan` chains act on: an ASCII value holding none of it is scanned as is.
     triggers: Features,
+    /// How much of its values' features anything reads.
+    need: Need,
+}
+
+/// How much of a value's [`Features`] the rules on its target read.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(crate) enum Need {
+    /// Nothing: only lengths and plain comparisons of the value as received.
+    Nothing,
+    /// The one-byte features (no chain or byte class asks about the two-byte ones).
+    Bytes,
+    /// All of them.
+    All,
 }
 
 struct RulePlan {
@@ -265,6 +278,7 @@ impl Plan {
                             scan: Vec::new(),
                             exact: Vec::new(),
                             triggers: Features::NONE,
+                            need: Need::Nothing,
                         });
                         plan.targets.len() - 1
                     }
@@ -309,6 +323,41 @@ impl Plan {
             let (parent, t) = plan.nodes[n];
             let f = plan.chain_triggers[parent].union(t.triggers());
             plan.chain_triggers.push(f);
+        }
+        // What each target's values must have computed: all features where a chain on the
+        // way or a byte class reads a two-byte one, the one-byte ones where anything reads
+        // features at all.
+        for rp in &plan.rules {
+            let reads = match &rp.matcher {
+                Matcher::Simple => plan.chain_triggers[rp.node],
+                Matcher::Bytes(_, Some(guard)) => plan.chain_triggers[rp.node].union(*guard),
+                // Read by the checks that skip a value; any feature may matter.
+                Matcher::Bytes(_, None) | Matcher::Regex(_) | Matcher::Contains(_) => {
+                    plan.chain_triggers[rp.node]
+                }
+            };
+            let need = if reads.has_pairs() {
+                Need::All
+            } else if rp.node != 0 || !matches!(rp.matcher, Matcher::Simple) {
+                Need::Bytes
+            } else {
+                Need::Nothing
+            };
+            for &ti in &rp.targets {
+                let tp = &mut plan.targets[ti];
+                tp.need = tp.need.max(need);
+            }
+        }
+        for tp in &mut plan.targets {
+            if !tp.scan.is_empty() {
+                let scans = tp.scan.iter().chain(&tp.exact);
+                let pairs = scans.fold(tp.triggers, |f, &n| f.union(plan.chain_triggers[n]));
+                tp.need = tp.need.max(if pairs.has_pairs() {
+                    Need::All
+                } else {
+                    Need::Bytes
+                });
+            }
         }
         plan.order = (0..plan.targets.len()).collect();
         plan.order
@@ -417,7 +466,7 @@ impl Plan {
             let scanned = !tp.scan.is_empty() && self.groups[tp.group].is_some();
             let mut sum = Summary::default();
             values(&tp.target, &mut |name, v| {
-                let memo = w.memo(v, shared);
+                let memo = w.memo(v, shared, tp.need);
                 w.values.push(Value { name, memo });
                 sum.features = sum.features.union(w.s.features[w.s.raw[memo]]);
                 sum.max_len = sum.max_len.max(v.len());

@@ -150,6 +150,8 @@ const CONTROL: u16 = 1 << 8;
 /// `&` and `;` as seen by the byte scan, combined into [`AMP`] at its end.
 const AMPERSAND: u16 = 1 << 9;
 const SEMICOLON: u16 = 1 << 10;
+/// Set by [`Features::bytes`]: the two-byte features were not looked for.
+const BYTES_ONLY: u16 = 1 << 11;
 
 /// Bits 12..15 of a byte's entry: its part in a two-byte trigger (`  `, `/*`, `--`, `//`,
 /// `/.`), so the loop finds pairs with one more table lookup and no branch.
@@ -265,11 +267,41 @@ impl Features {
         for w in b[done..].windows(2) {
             f0 |= pair(w[0], w[1]);
         }
-        let mut f = (f0 | f1) as u16;
+        Self::finish((f0 | f1) as u16)
+    }
+
+    fn finish(mut f: u16) -> Self {
         if f & (AMPERSAND | SEMICOLON) == AMPERSAND | SEMICOLON {
             f |= AMP;
         }
         Self(f & FEATURE_BITS & !(AMPERSAND | SEMICOLON))
+    }
+
+    /// The one-byte features alone (one lookup per byte): the two-byte ones (two spaces,
+    /// `/*`, `--`, `//`, `/.`) are not looked for, and [`Features::has_all`] says so.
+    pub(crate) fn bytes(s: &str) -> Self {
+        let mut f = [0u16; 4];
+        let mut chunks = s.as_bytes().chunks_exact(4);
+        for c in chunks.by_ref() {
+            for (acc, &b) in f.iter_mut().zip(c) {
+                *acc |= BYTE_FEATURES[b as usize];
+            }
+        }
+        for &b in chunks.remainder() {
+            f[0] |= BYTE_FEATURES[b as usize];
+        }
+        let f = Self::finish(f[0] | f[1] | f[2] | f[3]);
+        Self(f.0 | BYTES_ONLY)
+    }
+
+    /// False for [`Features::bytes`]: the two-byte features were not looked for.
+    pub(crate) fn has_all(self) -> bool {
+        self.0 & BYTES_ONLY == 0
+    }
+
+    /// Whether any of the two-byte features is among these.
+    pub(crate) fn has_pairs(self) -> bool {
+        self.0 & (SPACES | COMMENT | PATH) != 0
     }
 
     pub(crate) fn is_ascii(self) -> bool {
@@ -518,6 +550,12 @@ mod tests {
                 s.push(alphabet[seed as usize % alphabet.len()]);
             }
             let f = Features::of(&s);
+            let b = Features::bytes(&s);
+            assert!(!b.has_all() && f.has_all());
+            assert_eq!(b.0 & !BYTES_ONLY & !f.0, 0, "{s:?}");
+            if !["  ", "/*", "--", "//", "/."].iter().any(|p| s.contains(p)) {
+                assert_eq!(b.0 & !BYTES_ONLY, f.0, "{s:?}");
+            }
             if !has_escape(&s) {
                 assert_eq!(url_decode(&s), s, "{s:?}");
             }

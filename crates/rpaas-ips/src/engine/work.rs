@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::{Plan, Summary};
+use super::{Need, Plan, Summary};
 use crate::transform::{Features, Transform};
 
 pub(super) struct Value<'a> {
@@ -82,7 +82,15 @@ impl<'a, 's> Work<'a, 's> {
     }
 
     pub(super) fn push(&mut self, s: Cow<'a, str>) -> usize {
-        self.s.features.push(Features::of(&s));
+        self.push_with(s, Need::All)
+    }
+
+    fn push_with(&mut self, s: Cow<'a, str>, need: Need) -> usize {
+        self.s.features.push(match need {
+            Need::All => Features::of(&s),
+            Need::Bytes => Features::bytes(&s),
+            Need::Nothing => Features::NONE,
+        });
         self.strings.push(s);
         self.s.scanned.push(0);
         self.strings.len() - 1
@@ -90,14 +98,20 @@ impl<'a, 's> Work<'a, 's> {
 
     /// The memo for a raw value. A specific header's values are the same text as the
     /// `headers` target's: those are found again and share their transformations.
-    pub(super) fn memo(&mut self, v: &'a str, shared: &[usize]) -> usize {
+    /// `need` says which of its features the value's target reads (a shared value gets
+    /// the rest computed when another target needs them).
+    pub(super) fn memo(&mut self, v: &'a str, shared: &[usize], need: Need) -> usize {
         if let Some(&m) = shared
             .iter()
             .find(|&&m| std::ptr::eq(self.strings[self.s.raw[m]].as_ref(), v))
         {
+            let s = self.s.raw[m];
+            if need == Need::All && !self.s.features[s].has_all() {
+                self.s.features[s] = Features::of(v);
+            }
             return m;
         }
-        let s = self.push(Cow::Borrowed(v));
+        let s = self.push_with(Cow::Borrowed(v), need);
         self.s.raw.push(s);
         self.s.last_step.push(usize::MAX);
         // Filled in on the first transformation (most values need none).
