@@ -101,18 +101,7 @@ impl Transform {
             }
             Self::NormalizePath => {
                 if v.contains('\\') || v.contains("//") || v.contains("/./") {
-                    let mut s = if v.contains('\\') {
-                        v.replace('\\', "/")
-                    } else {
-                        v.into_owned()
-                    };
-                    while s.contains("//") {
-                        s = s.replace("//", "/");
-                    }
-                    while s.contains("/./") {
-                        s = s.replace("/./", "/");
-                    }
-                    Cow::Owned(s)
+                    Cow::Owned(normalize_path(&v))
                 } else {
                     v
                 }
@@ -434,6 +423,25 @@ pub fn url_decode(s: &str) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// `\` as `/`, runs of `/` as one, `/./` as `/`, in one pass.
+fn normalize_path(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let c = if c == '\\' { '/' } else { c };
+        if c == '/' {
+            if out.ends_with('/') {
+                continue;
+            }
+            if out.ends_with("/.") {
+                out.pop();
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn html_decode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -564,6 +572,33 @@ mod tests {
                     assert_eq!(t.apply(Cow::Borrowed(&s)), s, "{t:?} on {s:?}");
                 }
             }
+        }
+    }
+
+    /// The one-pass path normalisation does what replacing until nothing changes did.
+    #[test]
+    fn normalize_path_matches_repeated_replacement() {
+        let slow = |v: &str| {
+            let mut s = v.replace('\\', "/");
+            while s.contains("//") {
+                s = s.replace("//", "/");
+            }
+            while s.contains("/./") {
+                s = s.replace("/./", "/");
+            }
+            s
+        };
+        let alphabet = ['/', '\\', '.', 'a', 'é'];
+        let mut seed = 0x1234_5678_u32;
+        for _ in 0..20_000 {
+            let mut v = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            for k in 0..seed % 10 {
+                v.push(alphabet[((seed >> (k * 3)) as usize + k as usize) % alphabet.len()]);
+            }
+            assert_eq!(normalize_path(&v), slow(&v), "{v:?}");
         }
     }
 
