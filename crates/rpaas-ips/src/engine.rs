@@ -468,7 +468,7 @@ impl Plan {
             values(&tp.target, &mut |name, v| {
                 let memo = w.memo(v, shared, tp.need);
                 w.values.push(Value { name, memo });
-                sum.features = sum.features.union(w.s.features[w.s.raw[memo]]);
+                sum.features = sum.features.union(w.s.info[w.s.memos[memo].raw].features);
                 sum.max_len = sum.max_len.max(v.len());
                 if scanned {
                     self.prepare(&mut w, tp, memo, &mut pick, &mut joined, &mut deal);
@@ -524,13 +524,13 @@ impl Plan {
                 let (memo, name) = (w.values[vi].memo, w.values[vi].name);
                 let s = w.out(self, memo, rp.node);
                 if let Matcher::Bytes(_, Some(guard)) = &rp.matcher {
-                    if !w.s.features[s].meets(*guard) {
+                    if !w.s.info[s].features.meets(*guard) {
                         continue;
                     }
                 }
                 let target = &self.targets[ti].target;
                 if rp.matches(rule, &w.strings[s])
-                    && keep(rp.rule, target, name, &w.strings[w.s.raw[memo]])
+                    && keep(rp.rule, target, name, &w.strings[w.s.memos[memo].raw])
                 {
                     matches.push(crate::matched(rule, target, name));
                     break;
@@ -562,14 +562,14 @@ impl Plan {
         // Case-insensitive patterns over the chains without `lowercase` see what the
         // rules see only in ASCII text; anything else is scanned as the rules see it.
         pick.clear();
-        let raw = w.s.features[w.s.raw[memo]];
+        let raw = w.s.info[w.s.memos[memo].raw].features;
         let mut ascii = raw.is_ascii();
         if ascii && !raw.meets(tp.triggers) {
-            pick.push(w.s.raw[memo]);
+            pick.push(w.s.memos[memo].raw);
         } else if ascii {
             for &node in &tp.scan {
                 let s = w.out(self, memo, node);
-                ascii &= w.s.features[s].is_ascii();
+                ascii &= w.s.info[s].features.is_ascii();
                 pick.push(s);
             }
         }
@@ -584,10 +584,10 @@ impl Plan {
             .is_some_and(|g| g.any.interleaves());
         let bit = 1u8 << tp.group;
         for &s in pick.iter() {
-            if w.s.scanned[s] & bit != 0 || w.strings[s].is_empty() {
+            if w.s.info[s].scanned & bit != 0 || w.strings[s].is_empty() {
                 continue;
             }
-            w.s.scanned[s] |= bit;
+            w.s.info[s].scanned |= bit;
             if interleaves {
                 // Sorted as one number: length, then group and string.
                 deal.push(

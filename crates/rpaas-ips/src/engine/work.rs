@@ -11,20 +11,35 @@ pub(super) struct Value<'a> {
     pub(super) memo: usize,
 }
 
+/// What is known of one string of a request.
+#[derive(Clone, Copy)]
+pub(super) struct Info {
+    /// What it holds that a transformation acts on.
+    pub(super) features: Features,
+    /// The groups whose text holds it, one bit each.
+    pub(super) scanned: u8,
+}
+
+/// A distinct raw value and the transformations of it done so far.
+#[derive(Clone, Copy)]
+pub(super) struct Memo {
+    /// Its string index.
+    pub(super) raw: usize,
+    /// Its latest entry in `steps` (`usize::MAX`: none yet).
+    pub(super) last_step: usize,
+    /// Where its row of `node_out` starts (`usize::MAX`: none yet, filled in on the first
+    /// transformation; most values need none).
+    pub(super) node_base: usize,
+}
+
 /// The index vectors of a [`Work`], kept per thread between requests so a request
 /// allocates little.
 #[derive(Default)]
 pub(super) struct Scratch {
-    /// Parallel to `Work::strings`: what each holds that a transformation acts on.
-    pub(super) features: Vec<Features>,
-    /// Parallel to `Work::strings`: the groups whose joined text holds it, one bit each.
-    pub(super) scanned: Vec<u8>,
-    /// Per distinct raw value: its string index.
-    pub(super) raw: Vec<usize>,
-    /// Per distinct raw value: its latest entry in `steps` (`usize::MAX`: none yet).
-    pub(super) last_step: Vec<usize>,
-    /// Per raw value: where its row of `node_out` starts (`usize::MAX`: none yet).
-    pub(super) node_base: Vec<usize>,
+    /// Parallel to `Work::strings`.
+    pub(super) info: Vec<Info>,
+    /// Per distinct raw value.
+    pub(super) memos: Vec<Memo>,
     /// Per raw value and tree node: the string index, or `usize::MAX` before it is needed.
     pub(super) node_out: Vec<usize>,
     /// `(input, transform, output, previous entry of the same raw value)`: transformations
@@ -67,11 +82,8 @@ pub(super) struct Work<'a, 's> {
 
 impl<'a, 's> Work<'a, 's> {
     pub(super) fn new(s: &'s mut Scratch) -> Self {
-        s.features.clear();
-        s.scanned.clear();
-        s.raw.clear();
-        s.last_step.clear();
-        s.node_base.clear();
+        s.info.clear();
+        s.memos.clear();
         s.node_out.clear();
         s.steps.clear();
         Self {
@@ -86,13 +98,16 @@ impl<'a, 's> Work<'a, 's> {
     }
 
     fn push_with(&mut self, s: Cow<'a, str>, need: Need) -> usize {
-        self.s.features.push(match need {
+        let features = match need {
             Need::All => Features::of(&s),
             Need::Bytes => Features::bytes(&s),
             Need::Nothing => Features::NONE,
+        };
+        self.s.info.push(Info {
+            features,
+            scanned: 0,
         });
         self.strings.push(s);
-        self.s.scanned.push(0);
         self.strings.len() - 1
     }
 
@@ -103,46 +118,51 @@ impl<'a, 's> Work<'a, 's> {
     pub(super) fn memo(&mut self, v: &'a str, shared: &[usize], need: Need) -> usize {
         if let Some(&m) = shared
             .iter()
-            .find(|&&m| std::ptr::eq(self.strings[self.s.raw[m]].as_ref(), v))
+            .find(|&&m| std::ptr::eq(self.strings[self.s.memos[m].raw].as_ref(), v))
         {
-            let s = self.s.raw[m];
-            if need == Need::All && !self.s.features[s].has_all() {
-                self.s.features[s] = Features::of(v);
+            let s = self.s.memos[m].raw;
+            if need == Need::All && !self.s.info[s].features.has_all() {
+                self.s.info[s].features = Features::of(v);
             }
             return m;
         }
-        let s = self.push_with(Cow::Borrowed(v), need);
-        self.s.raw.push(s);
-        self.s.last_step.push(usize::MAX);
-        // Filled in on the first transformation (most values need none).
-        self.s.node_base.push(usize::MAX);
-        self.s.raw.len() - 1
+        let raw = self.push_with(Cow::Borrowed(v), need);
+        self.s.memos.push(Memo {
+            raw,
+            last_step: usize::MAX,
+            node_base: usize::MAX,
+        });
+        self.s.memos.len() - 1
     }
 
     /// The string for raw value `memo` transformed by the chain ending at tree node `node`.
     pub(super) fn out(&mut self, plan: &Plan, memo: usize, node: usize) -> usize {
         // Most values hold nothing any transformation on the way acts on.
-        if node == 0 || !self.s.features[self.s.raw[memo]].meets(plan.chain_triggers[node]) {
-            return self.s.raw[memo];
+        if node == 0
+            || !self.s.info[self.s.memos[memo].raw]
+                .features
+                .meets(plan.chain_triggers[node])
+        {
+            return self.s.memos[memo].raw;
         }
-        if self.s.node_base[memo] == usize::MAX {
-            self.s.node_base[memo] = self.s.node_out.len();
+        if self.s.memos[memo].node_base == usize::MAX {
+            self.s.memos[memo].node_base = self.s.node_out.len();
             self.s
                 .node_out
                 .extend(std::iter::repeat_n(usize::MAX, plan.nodes.len()));
         }
-        let slot = self.s.node_base[memo] + node;
+        let slot = self.s.memos[memo].node_base + node;
         if self.s.node_out[slot] != usize::MAX {
             return self.s.node_out[slot];
         }
         let (parent, t) = plan.nodes[node];
         let input = self.out(plan, memo, parent);
-        if !t.may_change(self.s.features[input]) {
+        if !t.may_change(self.s.info[input].features) {
             self.s.node_out[slot] = input;
             return input;
         }
         let mut done = None;
-        let mut at = self.s.last_step[memo];
+        let mut at = self.s.memos[memo].last_step;
         while at != usize::MAX {
             let (i, x, o, prev) = self.s.steps[at];
             if i == input && x == t {
@@ -163,8 +183,10 @@ impl<'a, 's> Work<'a, 's> {
                     None => input,
                     Some(s) => self.push(Cow::Owned(s)),
                 };
-                self.s.steps.push((input, t, o, self.s.last_step[memo]));
-                self.s.last_step[memo] = self.s.steps.len() - 1;
+                self.s
+                    .steps
+                    .push((input, t, o, self.s.memos[memo].last_step));
+                self.s.memos[memo].last_step = self.s.steps.len() - 1;
                 o
             }
         };
