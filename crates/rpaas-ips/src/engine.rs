@@ -21,12 +21,11 @@
 use std::borrow::Cow;
 
 use regex_automata::meta::Regex as MetaRegex;
-use regex_automata::util::syntax;
 use regex_automata::{Input, MatchKind, PatternSet};
 use regex_syntax::hir::{Class, HirKind, Look};
 
 use crate::rules::{compile_regex, Op, Rule, RuleError, Target};
-use crate::scan::{Scanner, STREAMS};
+use crate::scan::{self, Scanner, STREAMS};
 use crate::transform::{Features, Transform};
 
 mod work;
@@ -662,19 +661,13 @@ impl RulePlan {
     }
 }
 
-/// One automaton for many patterns, in multi-line mode over values joined by [`SEP`].
-/// Literal prefilters are off: with dozens of patterns the extracted literals are short and
-/// common, and the prefilter would fire at nearly every position; the lazy DFA alone scans
-/// each byte once. ASCII classes and boundaries keep the DFA small and on its fast path.
+/// One automaton for many patterns, in multi-line mode over values joined by [`SEP`]. The
+/// leftmost-first one ("is there a match") keeps literal prefilters, which let the headers'
+/// scan skip ahead; the one that says which patterns match reads every byte anyway. ASCII
+/// classes and boundaries keep the DFA small and on its fast path.
 fn build_union(pats: &[String], kind: MatchKind) -> Result<MetaRegex, RuleError> {
     MetaRegex::builder()
-        .syntax(
-            syntax::Config::new()
-                .unicode(false)
-                .utf8(false)
-                .multi_line(true)
-                .line_terminator(SEP),
-        )
+        .syntax(scan::union_syntax(SEP))
         .configure(
             MetaRegex::config()
                 .match_kind(kind)

@@ -21,6 +21,16 @@ use regex_automata::util::prefilter::Prefilter;
 use regex_automata::util::syntax;
 use regex_automata::{Input, MatchKind};
 
+/// The syntax of a group's patterns: bytes, ASCII classes, multi-line with `sep` (which
+/// joins the values) as line terminator.
+pub(crate) fn union_syntax(sep: u8) -> syntax::Config {
+    syntax::Config::new()
+        .unicode(false)
+        .utf8(false)
+        .multi_line(true)
+        .line_terminator(sep)
+}
+
 /// Texts a group's values are dealt into.
 pub(crate) const STREAMS: usize = 4;
 
@@ -41,11 +51,7 @@ impl Scanner {
 
     /// As [`Scanner::new`], with the lazy DFA's cache capacity in bytes.
     fn with_cache(pats: &[String], sep: u8, meta: MetaRegex, cache: usize) -> Result<Self, String> {
-        let syntax = syntax::Config::new()
-            .unicode(false)
-            .utf8(false)
-            .multi_line(true)
-            .line_terminator(sep);
+        let syntax = union_syntax(sep);
         let hirs = pats
             .iter()
             .map(|p| syntax::parse_with(p, &syntax).map_err(|e| e.to_string()))
@@ -242,13 +248,7 @@ mod tests {
 
     fn meta(pats: &[String]) -> MetaRegex {
         MetaRegex::builder()
-            .syntax(
-                syntax::Config::new()
-                    .unicode(false)
-                    .utf8(false)
-                    .multi_line(true)
-                    .line_terminator(SEP),
-            )
+            .syntax(union_syntax(SEP))
             .configure(MetaRegex::config().line_terminator(SEP))
             .build_many(pats)
             .expect("patterns")

@@ -531,6 +531,13 @@ mod tests {
         x.apply(Cow::Borrowed(s)).into_owned()
     }
 
+    fn xorshift(seed: &mut u32) -> u32 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 17;
+        *seed ^= *seed << 5;
+        *seed
+    }
+
     /// A transformation that `may_change` rules out leaves the text as it is.
     #[test]
     fn features_never_skip_a_change() {
@@ -547,15 +554,8 @@ mod tests {
         let mut seed = 0x9e37_79b9_u32;
         for _ in 0..20_000 {
             let mut s = String::new();
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            let len = seed % 9;
-            for _ in 0..len {
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                s.push(alphabet[seed as usize % alphabet.len()]);
+            for _ in 0..xorshift(&mut seed) % 9 {
+                s.push(alphabet[xorshift(&mut seed) as usize % alphabet.len()]);
             }
             let f = Features::of(&s);
             let b = Features::bytes(&s);
@@ -592,11 +592,8 @@ mod tests {
         let mut seed = 0x1234_5678_u32;
         for _ in 0..20_000 {
             let mut v = String::new();
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            for k in 0..seed % 10 {
-                v.push(alphabet[((seed >> (k * 3)) as usize + k as usize) % alphabet.len()]);
+            for _ in 0..xorshift(&mut seed) % 10 {
+                v.push(alphabet[xorshift(&mut seed) as usize % alphabet.len()]);
             }
             assert_eq!(normalize_path(&v), slow(&v), "{v:?}");
         }
