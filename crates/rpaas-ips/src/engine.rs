@@ -327,14 +327,10 @@ impl Plan {
         // way or a byte class reads a two-byte one, the one-byte ones where anything reads
         // features at all.
         for rp in &plan.rules {
-            let reads = match &rp.matcher {
-                Matcher::Simple => plan.chain_triggers[rp.node],
-                Matcher::Bytes(_, Some(guard)) => plan.chain_triggers[rp.node].union(*guard),
-                // Read by the checks that skip a value; any feature may matter.
-                Matcher::Bytes(_, None) | Matcher::Regex(_) | Matcher::Contains(_) => {
-                    plan.chain_triggers[rp.node]
-                }
-            };
+            let mut reads = plan.chain_triggers[rp.node];
+            if let Matcher::Bytes(_, Some(guard)) = &rp.matcher {
+                reads = reads.union(*guard);
+            }
             let need = if reads.has_pairs() {
                 Need::All
             } else if rp.node != 0 || !matches!(rp.matcher, Matcher::Simple) {
@@ -350,7 +346,7 @@ impl Plan {
         for tp in &mut plan.targets {
             if !tp.scan.is_empty() {
                 let scans = tp.scan.iter().chain(&tp.exact);
-                let pairs = scans.fold(tp.triggers, |f, &n| f.union(plan.chain_triggers[n]));
+                let pairs = scans.fold(Features::NONE, |f, &n| f.union(plan.chain_triggers[n]));
                 tp.need = tp.need.max(if pairs.has_pairs() {
                     Need::All
                 } else {

@@ -121,14 +121,28 @@ impl RequestData {
 /// Arguments sharing a name, joined as ASP.NET's collections join them: names compared
 /// decoded and without case, values joined by `,` in order.
 fn join_duplicates(args: &[(String, String)]) -> Vec<(String, String)> {
-    let key = |k: &str| crate::transform::url_decode(k).to_lowercase();
     let mut out = Vec::new();
     if args.len() < 2 {
         return out;
     }
-    let keys: Vec<String> = args.iter().map(|(k, _)| key(k)).collect();
+    // Most names need neither decoding nor case folding: those are borrowed.
+    let keys: Vec<std::borrow::Cow<str>> = args
+        .iter()
+        .map(|(k, _)| {
+            let k = if k.contains(['%', '+']) {
+                std::borrow::Cow::Owned(crate::transform::url_decode(k))
+            } else {
+                std::borrow::Cow::Borrowed(k.as_str())
+            };
+            if k.chars().any(|c| c.is_uppercase()) {
+                std::borrow::Cow::Owned(k.to_lowercase())
+            } else {
+                k
+            }
+        })
+        .collect();
     for (i, k) in keys.iter().enumerate() {
-        if keys[..i].contains(k) {
+        if keys[..i].contains(k) || !keys[i + 1..].contains(k) {
             continue;
         }
         let same: Vec<&str> = keys
@@ -137,9 +151,7 @@ fn join_duplicates(args: &[(String, String)]) -> Vec<(String, String)> {
             .filter(|(x, _)| *x == k)
             .map(|(_, (_, v))| v.as_str())
             .collect();
-        if same.len() > 1 {
-            out.push((args[i].0.clone(), same.join(",")));
-        }
+        out.push((args[i].0.clone(), same.join(",")));
     }
     out
 }
