@@ -245,6 +245,9 @@ pub fn body_chunk(
         held.buf.extend_from_slice(&b);
     }
     if held.buf.len() < held.limit && !end_of_stream {
+        // Hold back with an empty chunk: Pingora reads a `None` body as the end of the
+        // request body and would finish the upstream request early.
+        *body = Some(Bytes::new());
         return Gate::Pass;
     }
     held.done = true;

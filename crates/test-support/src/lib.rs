@@ -5,5 +5,6 @@
 
 pub mod certs;
 pub mod client;
+pub mod h2client;
 pub mod node;
 pub mod upstream;

@@ -322,7 +322,11 @@ async fn handle(
             .header("content-type", "text/html")
             .body(full("<html><h2>404 - File or directory not found.</h2><p>Server Error in '/' Application on WIN-AUTOMATE01 (10.20.30.40)</p></html>"))
     };
-    Ok(resp.unwrap_or_else(|_| Response::new(full(""))))
+    let mut resp = resp.unwrap_or_else(|_| Response::new(full("")));
+    // Tests read what the origin received of the request body from every answer.
+    resp.headers_mut()
+        .insert("x-origin-body-len", http::HeaderValue::from(body_len));
+    Ok(resp)
 }
 
 /// An endless-looking body of `remaining` bytes produced on the fly.
