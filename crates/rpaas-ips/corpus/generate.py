@@ -170,7 +170,7 @@ for t in ["/wp-login.php", "/phpmyadmin/index.php", "/actuator/env", "/vendor/ph
     A(req("GET", t, "probe for other software"))
 
 # --- protocol anomalies
-A(req("GET", "/automate/?x=%01%02", "control characters"))
+A(req("GET", "/automate/?x=%00%01", "NUL byte in an argument (CRS PL1 refuses only NUL in free text)"))
 A(req("GET", "/automate/?next=%0d%0aSet-Cookie:%20admin=1", "response splitting"))
 A(req("GET", "/automate/?next=%0aLocation:%20http://evil.example", "response splitting LF"))
 A(req("GET", "/automate/?" + "&".join("a%d=1" % i for i in range(300)), "too many args"))
@@ -290,6 +290,96 @@ for i, t in enumerate([
     "/cwa/api/v1/computers?pageSize=5&1%27%20or%201%3D1--=x",
 ]):
     A(req("GET", t, "payload in argument name #%d" % (i + 1), [["user-agent", BROWSER], ["accept", "*/*"]]))
+
+# --- Classes of legitimate traffic found by replaying outside traffic (a seed of their own so
+# earlier lines stay put): browser navigation headers whose URLs carry ordinary query strings,
+# arguments whose values are URLs, dotted path segments, control bytes in free text.
+R2 = random.Random(20261201)
+WORDS = ["id", "ls", "cat", "sh", "nc", "rm", "echo", "ping", "curl", "sleep", "dig", "php", "cmd", "whoami", "pwsh", "net"]
+NAMES = ["page", "id", "sort", "dir", "tab", "pageSize", "clientId", "locationId", "filter", "view", "q", "search", "ReturnUrl", "t", "v"]
+
+
+def qs_value(name):
+    if name in ("filter", "q", "search"):
+        return q(R2.choice(["Name like '%srv%'", "cat food", "ls -la output", "id 123", "DC01 & DC02", "O'Brien; Sons", "echo test", "a|b",
+                            "(ComputerName contains 'DC') and not (Status = 'Offline')", "sleep mode", "net use"]))
+    if name == "ReturnUrl":
+        return q("/automate/computers?page=%d&id=%d&sort=name" % (R2.randint(1, 9), R2.randint(1, 9999)))
+    if name in ("sort", "dir", "view", "tab"):
+        return R2.choice(["name", "asc", "desc", "grid", "overview", "scripts", "patches"])
+    return str(R2.randint(0, 99999))
+
+
+def nav_query():
+    names = R2.sample(NAMES, R2.randint(1, 5))
+    if R2.random() < 0.5:
+        names.append(R2.choice(WORDS))  # an argument whose name is also a command word: &id=, &ls=
+    R2.shuffle(names)
+    return "&".join("%s=%s" % (n, qs_value(n)) for n in names)
+
+
+def nav_headers(path):
+    ref = "https://%s%s?%s" % (HOST, path, nav_query())
+    if R2.random() < 0.2:
+        ref += "#/" + R2.choice(["computers/%d?tab=2&id=5" % R2.randint(1, 999), "scripts", "monitors?x=1&ls=2"])  # SPA routes
+    h = [["user-agent", R2.choice([BROWSER, EDGE])], ["referer", ref], ["accept", "*/*"],
+         ["sec-ch-ua", '"Chromium";v="131", "Not_A Brand";v="24", "Google Chrome";v="131"'], ["sec-ch-ua-mobile", "?0"],
+         ["sec-ch-ua-platform", '"Windows"'], ["sec-fetch-site", "same-origin"], ["sec-fetch-mode", R2.choice(["cors", "navigate", "no-cors"])],
+         ["sec-fetch-dest", R2.choice(["empty", "document", "script"])], ["accept-language", "en-US,en;q=0.9"],
+         ["if-none-match", 'W/"%x"' % R2.randint(1, 1 << 30)], ["x-requested-with", "XMLHttpRequest"]]
+    if R2.random() < 0.5:
+        h.append(["origin", "https://%s" % HOST])
+    return h
+
+
+for i in range(40):
+    page = R2.choice(["/automate/computers", "/automate/clients/%d" % R2.randint(1, 300), "/automate/scripts", "/WCC2/Tickets", "/automate/dashboard"])
+    target = R2.choice(["/automate/api/computers?%s", "/cwa/api/v1/computers?%s", "/automate/static/js/app.%s.js", "/WCC2/api/tickets?%s"])
+    target = target % (nav_query() if "?" in target else "".join(R2.choice("0123456789abcdef") for _ in range(8)))
+    B(req("GET", target, "browser navigation headers", nav_headers(page)))
+for i in range(10):
+    B(req("POST", "/automate/api/notes", "XHR with Origin and Referer", nav_headers("/automate/computers/%d" % R2.randint(1, 9999)), "application/json",
+          json.dumps({"note": "checked %s" % R2.choice(["disk", "RAM & CPU", "id badge reader", "ls output attached"])})))
+# Arguments whose values are URLs with their own query strings (ASP.NET forms-auth ReturnUrl).
+for i in range(10):
+    ret = "/automate/computers?page=%d&id=%d&%s=1" % (R2.randint(1, 9), R2.randint(1, 9999), R2.choice(WORDS))
+    B(req("GET", "/automate/login?ReturnUrl=" + q(ret), "ReturnUrl with a query", browser()))
+    B(req("POST", "/WCC2/Home/Login", "WCC2 login, returnUrl with a query", browser(), "application/x-www-form-urlencoded",
+          "username=j.smith&password=%s&returnUrl=%s" % (q("Sunny-Day_42"), q("/WCC2/Tickets?status=open&id=%d&cat=2" % R2.randint(1, 999)))))
+# Dotted names: segments ending in dots or holding dot runs that are not traversal.
+for t in ["/automate/api/files/get/report../%d", "/automate/api/documents/Q3..final/%d", "/LabTech/Transfer/Software/v2...3/setup_%d.msi",
+          "/cwa/api/v1/scripts/folders/My..Scripts/%d", "/automate/static/js/vendor..chunk.%d.js", "/WCC2/Documents/notes.../%d"]:
+    for _ in range(2):
+        B(req("GET", t % R2.randint(1, 99999), "dotted path segment", browser()))
+# Control bytes in free text (terminal colours in pasted script output, form feeds, tabs).
+for i in range(8):
+    out = R2.choice(["\x1b[32mOK\x1b[0m service started", "line1\x0cline2", "Result:\x1b[1;31m FAILED\x1b[0m (exit 1)", "col1\tcol2\x0bnext", "beep\x07 done"])
+    out = out.encode().decode("unicode_escape")
+    B(req("POST", "/cwa/api/v1/tickets/%d/notes" % R2.randint(1, 9999), "control bytes in free text", [["authorization", "Bearer x"]], "application/json",
+          json.dumps({"Text": "Script output: " + out})))
+    B(req("GET", "/automate/api/search?q=" + q(out), "control bytes in a search", browser()))
+# PowerShell subexpressions in technician scripts.
+for i in range(6):
+    B(req("POST", "/cwa/api/v1/Computers/%d/CommandExecute" % R2.randint(1, 9999), "PowerShell subexpression", [["authorization", "Bearer x"]], "application/json",
+          json.dumps({"Command": {"Id": 2}, "Parameters": [R2.choice(["Write-Output \"Host: $($env:COMPUTERNAME)\"", "\"Disk free: $((Get-PSDrive C).Free / 1GB) GB\"",
+                                                                     "Get-Date -Format 'yyyy-MM-dd'; $(Get-Service LTService).Status"])]})))
+
+# --- Attacks in URL-valued headers are still attacks (the URL's query is arguments).
+for i, (name, val) in enumerate([
+    ("referer", "https://%s/automate/computers?q=%%3Cscript%%3Ealert(1)%%3C%%2Fscript%%3E" % HOST),
+    ("referer", "https://%s/automate/<script>alert(document.cookie)</script>" % HOST),
+    ("referer", "https://%s/automate/computers?id=1%%27%%20union%%20select%%20password%%20from%%20users--" % HOST),
+    ("referer", "https://%s/automate/computers?page=2&id=1%%27%%20or%%20%%271%%27%%3D%%271" % HOST),
+    ("referer", "https://%s/automate/tools?host=127.0.0.1%%3Bcat%%20/etc/passwd" % HOST),
+    ("referer", "javascript:alert(document.domain)"),
+    ("referer", "https://%s/x?a=%%22%%3E%%3Cimg%%20src%%3Dx%%20onerror%%3Dalert(1)%%3E" % HOST),
+    ("origin", "https://%s/?x=%%3Csvg%%20onload%%3Dalert(1)%%3E" % HOST),
+]):
+    A(req("GET", "/automate/computers", "attack in a URL-valued header #%d (%s)" % (i + 1, name), [["user-agent", BROWSER], [name, val]]))
+# Command injection through an encoded '&' in an argument is still command injection.
+A(req("GET", "/automate/?a%01b=1", "control character in an argument name"))
+for v in ["127.0.0.1%26whoami", "x%26%26id", "a%26cat%20/etc/passwd", "1%7Cid"]:
+    A(req("GET", "/automate/tools/ping?host=" + v, "command injection after an encoded separator"))
 
 with open("attacks.jsonl", "w") as f:
     for a in attacks:

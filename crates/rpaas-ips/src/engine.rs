@@ -78,6 +78,9 @@ fn group_of(t: &Target) -> usize {
         | Target::ArgNames
         | Target::Cookies
         | Target::CookieNames
+        | Target::UrlArgs
+        | Target::UrlArgNames
+        | Target::UrlPaths
         | Target::Header(_)
         | Target::Body
         | Target::ResponseBody => 0,

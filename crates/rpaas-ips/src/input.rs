@@ -25,8 +25,62 @@ pub struct RequestData {
     /// Header names lowercase.
     pub headers: Vec<(String, String)>,
     pub cookies: Vec<(String, String)>,
+    /// Arguments of the query strings of URL-valued request headers ([`URL_HEADERS`]), as
+    /// received: a URL's query is arguments, not a shell line or one text.
+    pub url_args: Vec<(String, String)>,
+    /// The path (and fragment) of each URL-valued header, keyed by the header name; the whole
+    /// value when it is not an absolute URL (`javascript:...`, `null`).
+    pub url_paths: Vec<(String, String)>,
     pub body: Option<String>,
     pub class: TrafficClass,
+}
+
+/// Request headers whose values are URLs.
+pub const URL_HEADERS: &[&str] = &["referer", "origin", "destination", "content-location"];
+
+/// Splits an absolute URL (`scheme://authority/path?query#fragment`) into its path, query and
+/// fragment; `None` for anything else.
+fn split_url(v: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, rest) = v.split_once("://")?;
+    let mut sc = scheme.bytes();
+    if !sc.next().is_some_and(|b| b.is_ascii_alphabetic())
+        || !sc.all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b))
+    {
+        return None;
+    }
+    let start = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let rest = &rest[start..];
+    let (rest, fragment) = rest.split_once('#').unwrap_or((rest, ""));
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    Some((path, query, fragment))
+}
+
+fn split_url_header(
+    name: &str,
+    v: &str,
+    args: &mut Vec<(String, String)>,
+    paths: &mut Vec<(String, String)>,
+) {
+    let v = v.trim();
+    match split_url(v) {
+        Some((path, query, fragment)) => {
+            if !path.is_empty() {
+                paths.push((name.to_string(), path.to_string()));
+            }
+            split_args(query, args);
+            // A fragment (sent by some non-browser clients) is an SPA route: its own path
+            // and query.
+            if !fragment.is_empty() {
+                let (fpath, fquery) = fragment.split_once('?').unwrap_or((fragment, ""));
+                if !fpath.is_empty() {
+                    paths.push((name.to_string(), fpath.to_string()));
+                }
+                split_args(fquery, args);
+            }
+        }
+        None if !v.is_empty() => paths.push((name.to_string(), v.to_string())),
+        None => {}
+    }
 }
 
 fn split_args(s: &str, out: &mut Vec<(String, String)>) {
@@ -54,8 +108,13 @@ impl RequestData {
         let query_joined = join_duplicates(&query_args);
         let mut hs = Vec::new();
         let mut cookies = Vec::new();
+        let mut url_args = Vec::new();
+        let mut url_paths = Vec::new();
         for (k, v) in headers {
             let k = k.to_ascii_lowercase();
+            if URL_HEADERS.contains(&k.as_str()) {
+                split_url_header(&k, v, &mut url_args, &mut url_paths);
+            }
             if k == "cookie" {
                 for c in v.split(';') {
                     let c = c.trim();
@@ -78,6 +137,8 @@ impl RequestData {
             body_args: Vec::new(),
             headers: hs,
             cookies,
+            url_args,
+            url_paths,
             body: None,
             class,
         }
@@ -242,6 +303,36 @@ mod tests {
         );
         assert_eq!(r.header("user-agent"), Some("x"));
         assert!(r.query_joined.is_empty());
+        let u = RequestData::new(
+            "GET",
+            "/x",
+            "/x",
+            [
+                (
+                    "Referer",
+                    "https://h.example/automate/computers?page=2&id=123#/scripts?tab=1",
+                ),
+                ("Origin", "https://h.example"),
+                ("Destination", "javascript:alert(1)"),
+            ],
+            TrafficClass::Other,
+        );
+        assert_eq!(
+            u.url_args,
+            vec![
+                ("page".into(), "2".into()),
+                ("id".into(), "123".into()),
+                ("tab".into(), "1".into())
+            ]
+        );
+        assert_eq!(
+            u.url_paths,
+            vec![
+                ("referer".into(), "/automate/computers".into()),
+                ("referer".into(), "/scripts".into()),
+                ("destination".into(), "javascript:alert(1)".into())
+            ]
+        );
         let d = RequestData::new(
             "GET",
             "/x",

@@ -276,6 +276,9 @@ fn for_each_value<'a>(
         }
         (Scope::Head, Target::Cookies) => pairs(&req.cookies, f),
         (Scope::Head, Target::CookieNames) => names(&req.cookies, f),
+        (Scope::Head, Target::UrlArgs) => pairs(&req.url_args, f),
+        (Scope::Head, Target::UrlArgNames) => names(&req.url_args, f),
+        (Scope::Head, Target::UrlPaths) => pairs(&req.url_paths, f),
         (Scope::Body, Target::Body) => {
             if let Some(b) = &req.body {
                 f(None, b);

@@ -45,6 +45,11 @@ pub enum Target {
     Header(String),
     Cookies,
     CookieNames,
+    /// Argument values in the query strings of URL-valued headers (Referer, Origin, ...).
+    UrlArgs,
+    UrlArgNames,
+    /// Paths of URL-valued headers; whole values that are not absolute URLs.
+    UrlPaths,
     /// The (bounded) request body as text.
     Body,
     /// The (bounded) response body as text (phase = "response").
@@ -67,6 +72,9 @@ impl Target {
             "user_agent" => Self::Header("user-agent".into()),
             "cookies" => Self::Cookies,
             "cookie_names" => Self::CookieNames,
+            "header_url_args" => Self::UrlArgs,
+            "header_url_arg_names" => Self::UrlArgNames,
+            "header_url_paths" => Self::UrlPaths,
             "body" => Self::Body,
             "response_body" => Self::ResponseBody,
             "response_headers" => Self::ResponseHeaders,
@@ -97,6 +105,9 @@ impl Target {
             Self::Header(h) => format!("header:{h}"),
             Self::Cookies => "cookies".into(),
             Self::CookieNames => "cookie_names".into(),
+            Self::UrlArgs => "header_url_args".into(),
+            Self::UrlArgNames => "header_url_arg_names".into(),
+            Self::UrlPaths => "header_url_paths".into(),
             Self::Body => "body".into(),
             Self::ResponseBody => "response_body".into(),
             Self::ResponseHeaders => "response_headers".into(),

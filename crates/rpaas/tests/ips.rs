@@ -414,3 +414,60 @@ fn explain_shows_matched_rules_and_score() {
     assert!(text.contains("matched 941100 (5, score) args[q]"), "{text}");
     assert!(text.contains("mode block, score"), "{text}");
 }
+
+#[test]
+fn urls_in_browser_headers_are_read_as_urls() {
+    // Browsers send a Referer on every click; its query string is arguments, not a shell line.
+    // Enough refusals would ban the technician (ban_after = 3 here).
+    let up = Upstream::start();
+    let fx = fixture();
+    let node = Node::start(bin(), fx.path(), &config(up.addr, "", ""));
+    let ip = "192.0.2.77";
+    for (i, (name, value)) in [
+        (
+            "Referer",
+            format!("https://{HOST_A}/automate/computers?page=2&id=123"),
+        ),
+        (
+            "Referer",
+            format!("https://{HOST_A}/automate/scripts?ls=1&cat=2&sh=3#/x?id=4"),
+        ),
+        ("Origin", format!("https://{HOST_A}")),
+        (
+            "Referer",
+            format!("https://{HOST_A}/automate/login?ReturnUrl=%2Fautomate%2Fx%3Fid%3D5%26rm%3D1"),
+        ),
+        (
+            "Referer",
+            format!("https://{HOST_A}/automate/computers?q=DC01%20%26%20DC02&echo=true"),
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = client::get(
+            node.listeners[0],
+            &fx.tls(HOST_B),
+            HOST_B,
+            &format!("/automate/computers?n={i}"),
+            &format!("X-Forwarded-For: {ip}\r\n{name}: {value}\r\n"),
+        )
+        .expect("request");
+        assert_eq!(r.status, 200, "{name}: {value}: {r:?}");
+    }
+    // Attacks in a Referer's query are still attacks.
+    for value in [
+        format!("https://{HOST_A}/x?id=1%27%20union%20select%20password%20from%20users--"),
+        format!("https://{HOST_A}/x?q=%3Cscript%3Ealert(1)%3C/script%3E"),
+    ] {
+        let r = client::get(
+            node.listeners[0],
+            &fx.tls(HOST_B),
+            HOST_B,
+            "/automate/computers",
+            &format!("X-Forwarded-For: 192.0.2.78\r\nReferer: {value}\r\n"),
+        )
+        .expect("request");
+        assert_eq!(r.status, 403, "{value}: {r:?}");
+    }
+}
