@@ -134,11 +134,25 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect: Option<String>,
     pub checks: Vec<Check>,
+    /// Offline files that could not be read as what they should be (their checks are skips).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 impl Report {
     pub fn get(&self, id: &str) -> Option<&Check> {
         self.checks.iter().find(|c| c.id == id)
+    }
+
+    /// 1 if a check failed, else 2 if an offline file was unreadable, else 0.
+    pub fn exit_code(&self) -> u8 {
+        if self.has_failure() {
+            1
+        } else if !self.errors.is_empty() {
+            2
+        } else {
+            0
+        }
     }
 
     pub fn has_failure(&self) -> bool {
@@ -162,7 +176,12 @@ impl Report {
     pub fn text(&self) -> String {
         let mut out = format!("audit of {}\n", self.title());
         for c in &self.checks {
-            out.push_str(&format!("{:<4}  {:<28}  {}", c.status.as_str(), c.id, c.detail));
+            out.push_str(&format!(
+                "{:<4}  {:<28}  {}",
+                c.status.as_str(),
+                c.id,
+                c.detail
+            ));
             if matches!(c.status, Status::Fail | Status::Warn) {
                 out.push_str(&format!("  | fix: {}", c.fix));
             }
@@ -315,11 +334,19 @@ mod tests {
         Report {
             target: Some("https://x/".into()),
             connect: None,
+            errors: Vec::new(),
             checks: statuses
                 .iter()
                 .map(|(id, s)| Check::new(id, *s, "seen"))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn the_network_list_is_tls_then_http_then_ports() {
+        let mut all: Vec<&str> = ids::TLS.iter().chain(ids::HTTP).copied().collect();
+        all.extend([ids::PORTS_CLOSED, ids::PORTS_EXPECTED]);
+        assert_eq!(all, ids::NETWORK);
     }
 
     #[test]
@@ -351,13 +378,19 @@ mod tests {
         assert_eq!(by(ids::WCC2), Change::Different);
         assert_eq!(by(ids::OPTIONS), Change::Different);
         let t = c.text();
-        assert!(t.contains("server-header                 fail  pass  fixed: seen"), "{t}");
+        assert!(
+            t.contains("server-header                 fail  pass  fixed: seen"),
+            "{t}"
+        );
         assert!(t.contains("1 fixed, 1 worse; 2 has 1 failure(s)"), "{t}");
     }
 
     #[test]
     fn text_shows_the_fix_only_where_something_is_to_do() {
-        let r = report(&[(ids::SERVER_HEADER, Status::Fail), (ids::TRACE, Status::Pass)]);
+        let r = report(&[
+            (ids::SERVER_HEADER, Status::Fail),
+            (ids::TRACE, Status::Pass),
+        ]);
         let t = r.text();
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[1].starts_with("fail  server-header"), "{t}");
@@ -367,6 +400,8 @@ mod tests {
         let j = serde_json::to_value(&r).expect("json");
         assert_eq!(j["checks"][0]["id"], "server-header");
         assert_eq!(j["checks"][0]["status"], "fail");
-        assert!(j["checks"][0]["fix"].as_str().is_some_and(|f| !f.is_empty()));
+        assert!(j["checks"][0]["fix"]
+            .as_str()
+            .is_some_and(|f| !f.is_empty()));
     }
 }

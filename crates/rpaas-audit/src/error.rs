@@ -90,7 +90,10 @@ impl ProbeError {
     /// The server (or something in front of it) turned the connection away, as opposed to a
     /// fault on our side or a silent network.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, Self::Refused | Self::Reset | Self::Closed | Self::Tls(_))
+        matches!(
+            self,
+            Self::Refused | Self::Reset | Self::Closed | Self::Tls(_)
+        )
     }
 
     pub(crate) fn from_io(e: &std::io::Error) -> Self {

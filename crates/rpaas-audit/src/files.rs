@@ -39,10 +39,11 @@ pub fn read_text(path: &Path) -> Result<String, FileError> {
 /// invalid sequences, e.g. from a Windows-1252 `REGEDIT4` file, become U+FFFD).
 pub fn decode(bytes: &[u8]) -> Result<String, &'static str> {
     let utf16 = |rest: &[u8], le: bool| -> Result<String, &'static str> {
-        if rest.len() % 2 != 0 {
+        let pairs = rest.chunks_exact(2);
+        if !pairs.remainder().is_empty() {
             return Err("UTF-16 with an odd number of bytes");
         }
-        let units = rest.chunks_exact(2).map(|c| {
+        let units = pairs.map(|c| {
             if le {
                 u16::from_le_bytes([c[0], c[1]])
             } else {
@@ -73,7 +74,11 @@ mod tests {
     #[test]
     fn boms() {
         let mut le = vec![0xFF, 0xFE];
-        le.extend("Windows Registry ✓".encode_utf16().flat_map(u16::to_le_bytes));
+        le.extend(
+            "Windows Registry ✓"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
+        );
         assert_eq!(decode(&le).as_deref(), Ok("Windows Registry ✓"));
         let mut be = vec![0xFE, 0xFF];
         be.extend("abc".encode_utf16().flat_map(u16::to_be_bytes));

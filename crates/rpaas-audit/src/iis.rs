@@ -410,7 +410,10 @@ fn verb_denied(c: &IisConfig, path: &[String], verb: &str) -> (bool, String) {
     let allowed = unlisted.value.as_deref().is_none_or(is_true);
     (
         !allowed,
-        format!("not listed, allowUnlisted=\"{allowed}\" ({})", unlisted.set_in),
+        format!(
+            "not listed, allowUnlisted=\"{allowed}\" ({})",
+            unlisted.set_in
+        ),
     )
 }
 
@@ -427,7 +430,14 @@ fn options_denied(c: &IisConfig) -> Check {
         .iter()
         .map(|v| {
             let all = paths.iter().all(|p| verb_denied(c, p, v).0);
-            format!("{v} {}", if all { "denied" } else { "not denied everywhere" })
+            format!(
+                "{v} {}",
+                if all {
+                    "denied"
+                } else {
+                    "not denied everywhere"
+                }
+            )
         })
         .collect();
     let info = format!("; info: {}", others.join(", "));
@@ -435,7 +445,10 @@ fn options_denied(c: &IisConfig) -> Check {
         Check::new(
             ids::IIS_OPTIONS,
             Status::Pass,
-            format!("OPTIONS denied in request filtering for {} scope(s){info}", paths.len()),
+            format!(
+                "OPTIONS denied in request filtering for {} scope(s){info}",
+                paths.len()
+            ),
         )
     } else {
         Check::new(

@@ -99,7 +99,11 @@ pub fn judge_http(o: &HttpObserved) -> Vec<Check> {
     vec![
         header_check(o, ids::SERVER_HEADER, &["server"]),
         header_check(o, ids::X_POWERED_BY, &["x-powered-by"]),
-        header_check(o, ids::ASPNET_HEADERS, &["x-aspnet-version", "x-aspnetmvc-version"]),
+        header_check(
+            o,
+            ids::ASPNET_HEADERS,
+            &["x-aspnet-version", "x-aspnetmvc-version"],
+        ),
         method_check(ids::OPTIONS, &[("OPTIONS", &o.options)]),
         method_check(ids::TRACE, &[("TRACE", &o.trace), ("TRACK", &o.track)]),
         location_check(o),
@@ -158,7 +162,7 @@ fn method_check(id: &'static str, probes: &[(&str, &Outcome)]) -> Check {
             Ok(r) if (200..300).contains(&r.status) => {
                 worst = Status::Fail;
                 let mut s = format!("{m} answered {}", r.status);
-                for h in ["allow", "public"] {
+                for h in ["Allow", "Public"] {
                     if let Some(v) = r.header(h) {
                         s.push_str(&format!(", {h}: {}", shown(v, 80)));
                     }
@@ -177,7 +181,10 @@ fn method_check(id: &'static str, probes: &[(&str, &Outcome)]) -> Check {
                 if worst != Status::Fail {
                     worst = Status::Warn;
                 }
-                parts.push(format!("{m} answered {}: neither served nor refused", r.status));
+                parts.push(format!(
+                    "{m} answered {}: neither served nor refused",
+                    r.status
+                ));
                 answered += 1;
             }
             Err(e) if e.is_refusal() => parts.push(format!("{m}: {e}")),
@@ -210,7 +217,10 @@ fn url_host(v: &str) -> Option<String> {
         r
     } else {
         let (scheme, r) = v.split_once("://")?;
-        if !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+        if !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
             return None;
         }
         r
@@ -263,12 +273,11 @@ fn location_check(o: &HttpObserved) -> Check {
             }
         };
         answered += 1;
-        let mut leaks = Vec::new();
+        // (header, why) for every header that leaks; grouped by why when printed.
+        let mut leaks: Vec<(&str, String)> = Vec::new();
         for name in ["location", "content-location"] {
-            if let Some(v) = r.header(name) {
-                if let Some(why) = location_leak(v, &o.host) {
-                    leaks.push(format!("{name}: {} {why}", shown(v, 80)));
-                }
+            if let Some(why) = r.header(name).and_then(|v| location_leak(v, &o.host)) {
+                leaks.push((name, why));
             }
         }
         if let Some(v) = r.header("refresh") {
@@ -276,20 +285,41 @@ fn location_check(o: &HttpObserved) -> Check {
             if let Some(i) = lower.find("url=") {
                 let url = v[i + 4..].trim_matches(['\'', '"', ' ']);
                 if let Some(why) = location_leak(url, &o.host) {
-                    leaks.push(format!("refresh: {} {why}", shown(v, 80)));
+                    leaks.push(("refresh", why));
                 }
             }
         }
+        let loc = r
+            .header("location")
+            .map(|l| format!("Location: {}", shown(l, 80)))
+            .unwrap_or_else(|| "no Location".to_string());
         if leaks.is_empty() {
-            let loc = r
-                .header("location")
-                .map(|l| format!(", Location: {}", shown(l, 80)))
-                .unwrap_or_else(|| ", no Location".to_string());
-            parts.push(format!("{label}: {}{loc}", r.status));
-        } else {
-            leaked = true;
-            parts.push(format!("{label}: {} {}", r.status, leaks.join(", ")));
+            parts.push(format!("{label}: {}, {loc}", r.status));
+            continue;
         }
+        leaked = true;
+        let mut whys: Vec<&str> = Vec::new();
+        for (_, w) in &leaks {
+            if !whys.contains(&w.as_str()) {
+                whys.push(w);
+            }
+        }
+        let grouped: Vec<String> = whys
+            .iter()
+            .map(|w| {
+                let names: Vec<&str> = leaks
+                    .iter()
+                    .filter(|(_, x)| x == w)
+                    .map(|(n, _)| *n)
+                    .collect();
+                format!("{} {w}", names.join(", "))
+            })
+            .collect();
+        parts.push(format!(
+            "{label}: {}, {loc}: {}",
+            r.status,
+            grouped.join(", ")
+        ));
     }
     let detail = format!("GET /aspnet_client: {}", parts.join("; "));
     if answered == 0 {
@@ -348,7 +378,10 @@ fn admin_check(o: &HttpObserved) -> Check {
             }
         }
     }
-    if o.admin.iter().all(|x| matches!(x, Err(e) if !e.is_refusal())) {
+    if o.admin
+        .iter()
+        .all(|x| matches!(x, Err(e) if !e.is_refusal()))
+    {
         return Check::skip(ids::ADMIN, parts.join("; "));
     }
     let info = format!(
@@ -371,8 +404,10 @@ fn open_text(o: &Outcome) -> String {
 fn wcc2_version_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        Regex::new(r"(?i)(?:\bversion\b|\bver\.|\bv)\s*[:=]?\s*(\d{1,4}\.\d{1,4}(?:\.\d{1,6}){0,2})\b")
-            .expect("constant regex")
+        Regex::new(
+            r"(?i)(?:\bversion\b|\bver\.|\bv)\s*[:=]?\s*(\d{1,4}\.\d{1,4}(?:\.\d{1,6}){0,2})\b",
+        )
+        .expect("constant regex")
     })
 }
 
@@ -440,7 +475,13 @@ fn wcc2_check(o: &HttpObserved) -> Check {
 
 /// The agent probe's version is served by design (agents read it), so a leak is a warning.
 fn agent_check(o: &HttpObserved) -> Check {
-    version_check(ids::AGENT, AGENT_PATH, &o.agent, agent_version, Status::Warn)
+    version_check(
+        ids::AGENT,
+        AGENT_PATH,
+        &o.agent,
+        agent_version,
+        Status::Warn,
+    )
 }
 
 fn screenconnect_check(o: &HttpObserved) -> Check {

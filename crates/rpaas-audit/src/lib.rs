@@ -90,26 +90,32 @@ impl Options {
     }
 }
 
-/// The checks read from the offline files that were given (none for a file not given).
-pub fn offline_checks(opts: &Options) -> Vec<Check> {
+/// The checks read from the offline files that were given (none for a file not given), and
+/// the files that could not be read (their checks are skips).
+pub fn offline_checks(opts: &Options) -> (Vec<Check>, Vec<FileError>) {
     let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let mut skip = |list: &[&'static str], e: FileError| {
+        let v: Vec<Check> = list
+            .iter()
+            .map(|id| Check::skip(id, e.to_string()))
+            .collect();
+        errors.push(e);
+        v
+    };
     if let Some(p) = &opts.iis_config {
         match iis::IisConfig::load(p) {
             Ok(c) => out.extend(iis::judge_iis(&c)),
-            Err(e) => out.extend(check::ids::IIS.iter().map(|id| Check::skip(id, e.to_string()))),
+            Err(e) => out.extend(skip(check::ids::IIS, e)),
         }
     }
     if let Some(p) = &opts.schannel {
         match schannel::Schannel::load(p) {
             Ok(s) => out.extend(schannel::judge_schannel(&s)),
-            Err(e) => out.extend(
-                check::ids::SCHANNEL
-                    .iter()
-                    .map(|id| Check::skip(id, e.to_string())),
-            ),
+            Err(e) => out.extend(skip(check::ids::SCHANNEL, e)),
         }
     }
-    out
+    (out, errors)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, UsageError> {
@@ -121,7 +127,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, UsageError> {
 
 /// Audits `url` (through `connect` when given) plus the offline files. With no URL only the
 /// offline checks run and nothing is sent on the network.
-pub fn audit(url: Option<&str>, connect: Option<&str>, opts: &Options) -> Result<Report, UsageError> {
+pub fn audit(
+    url: Option<&str>,
+    connect: Option<&str>,
+    opts: &Options,
+) -> Result<Report, UsageError> {
     let target = url.map(Target::parse).transpose()?;
     let connect = connect.map(Connect::parse).transpose()?;
     if target.is_none() && opts.iis_config.is_none() && opts.schannel.is_none() {
@@ -132,17 +142,23 @@ pub fn audit(url: Option<&str>, connect: Option<&str>, opts: &Options) -> Result
         let rt = runtime()?;
         checks.extend(rt.block_on(run::network(t, connect.as_ref(), opts)));
     }
-    checks.extend(offline_checks(opts));
+    let (offline, errors) = offline_checks(opts);
+    checks.extend(offline);
     Ok(Report {
         target: target.map(|t| t.url),
         connect: connect.map(|c| c.to_string()),
         checks,
+        errors: errors.iter().map(ToString::to_string).collect(),
     })
 }
 
 /// Audits two URLs one after the other and puts the reports side by side. `connect` holds
 /// zero, one (for both) or two (one each) `--connect` values.
-pub fn compare(urls: [&str; 2], connect: &[String], opts: &Options) -> Result<Comparison, UsageError> {
+pub fn compare(
+    urls: [&str; 2],
+    connect: &[String],
+    opts: &Options,
+) -> Result<Comparison, UsageError> {
     let (c1, c2) = match connect {
         [] => (None, None),
         [c] => (Some(c.as_str()), Some(c.as_str())),

@@ -98,7 +98,10 @@ fn closed_check(o: &PortsObserved) -> Check {
         );
     }
     if errors == o.closed.len() {
-        return Check::skip(ids::PORTS_CLOSED, format!("every connect failed on {}", o.host));
+        return Check::skip(
+            ids::PORTS_CLOSED,
+            format!("every connect failed on {}", o.host),
+        );
     }
     Check::new(
         ids::PORTS_CLOSED,
@@ -152,7 +155,11 @@ fn expected_check(o: &PortsObserved) -> Check {
         UdpState::NotProbed => parts.push("udp not probed (--udp-port 0)".into()),
     }
     for (p, s) in &o.optional {
-        parts.push(format!("info: {}/tcp {} (optional)", named(*p), state_text(s)));
+        parts.push(format!(
+            "info: {}/tcp {} (optional)",
+            named(*p),
+            state_text(s)
+        ));
     }
     if o.expected.is_empty() && *us == UdpState::NotProbed {
         return Check::skip(ids::PORTS_EXPECTED, "no port to check");
@@ -196,7 +203,8 @@ mod tests {
         let c = closed_check(&o);
         assert_eq!(c.status, Status::Fail);
         assert!(
-            c.detail.starts_with("open on 127.0.0.1: 3306 (MySQL), 40001 (Automate 40000-40050)"),
+            c.detail
+                .starts_with("open on 127.0.0.1: 3306 (MySQL), 40001 (Automate 40000-40050)"),
             "{}",
             c.detail
         );
@@ -206,7 +214,9 @@ mod tests {
     fn expected_ports() {
         let c = expected_check(&obs());
         assert_eq!(c.status, Status::Pass, "{}", c.detail);
-        assert!(c.detail.contains("info: 8484 (Solution Center)/tcp closed (refused)"));
+        assert!(c
+            .detail
+            .contains("info: 8484 (Solution Center)/tcp closed (refused)"));
         let mut o = obs();
         o.udp.1 = UdpState::NoAnswer;
         assert_eq!(expected_check(&o).status, Status::Warn);
@@ -217,6 +227,10 @@ mod tests {
         o.udp.1 = UdpState::NoAnswer;
         let c = expected_check(&o);
         assert_eq!(c.status, Status::Fail);
-        assert!(c.detail.contains("443 (HTTPS)/tcp closed (refused)"), "{}", c.detail);
+        assert!(
+            c.detail.contains("443 (HTTPS)/tcp closed (refused)"),
+            "{}",
+            c.detail
+        );
     }
 }

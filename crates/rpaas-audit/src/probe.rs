@@ -133,7 +133,10 @@ impl Prober {
             .map_err(|e| ProbeError::LocalTls(first_reason(&e)))?;
         let mut s = tokio_openssl::SslStream::new(ssl, tcp)
             .map_err(|e| ProbeError::LocalTls(first_reason(&e)))?;
-        Pin::new(&mut s).connect().await.map_err(|e| tls_error(&e))?;
+        Pin::new(&mut s)
+            .connect()
+            .await
+            .map_err(|e| tls_error(&e))?;
         Ok(s)
     }
 
@@ -164,7 +167,9 @@ impl Prober {
             } else {
                 Box::new(self.tcp().await?)
             };
-            io.write_all(raw).await.map_err(|e| ProbeError::from_io(&e))?;
+            io.write_all(raw)
+                .await
+                .map_err(|e| ProbeError::from_io(&e))?;
             io.flush().await.map_err(|e| ProbeError::from_io(&e))?;
             read_response(io, head).await
         })
@@ -181,7 +186,10 @@ impl Prober {
     }
 }
 
-async fn read_response<R: AsyncRead + Unpin>(io: R, head_only: bool) -> Result<Response, ProbeError> {
+async fn read_response<R: AsyncRead + Unpin>(
+    io: R,
+    head_only: bool,
+) -> Result<Response, ProbeError> {
     let io_err = |e: std::io::Error| ProbeError::from_io(&e);
     let mut r = BufReader::new(io);
     let mut lines: Vec<String> = Vec::new();
@@ -257,7 +265,11 @@ async fn read_response<R: AsyncRead + Unpin>(io: R, head_only: bool) -> Result<R
                 break;
             }
             let mut crlf = Vec::new();
-            (&mut r).take(2).read_to_end(&mut crlf).await.map_err(io_err)?;
+            (&mut r)
+                .take(2)
+                .read_to_end(&mut crlf)
+                .await
+                .map_err(io_err)?;
         }
     } else {
         let len = resp
@@ -297,7 +309,10 @@ pub async fn tcp_ports(
             };
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return (i, PortState::Error("the overall time limit was reached".into()));
+                return (
+                    i,
+                    PortState::Error("the overall time limit was reached".into()),
+                );
             }
             (i, tcp_port(SocketAddr::new(ip, p), timeout.min(left)).await)
         });
@@ -335,7 +350,9 @@ pub async fn udp_port(addr: SocketAddr, wait: Duration) -> UdpState {
     for _ in 0..2 {
         match sock.send(UDP_PING).await {
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return UdpState::Refused,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return UdpState::Refused
+            }
             Err(e) => return UdpState::Error(e.to_string()),
         }
         match tokio::time::timeout(wait / 2, sock.recv(&mut buf)).await {
@@ -370,7 +387,9 @@ mod tests {
             .await
             .expect("chunked");
         assert_eq!(r.body, b"abcde");
-        let r = parse(b"HTTP/1.0 200 OK\r\n\r\nuntil close").await.expect("eof body");
+        let r = parse(b"HTTP/1.0 200 OK\r\n\r\nuntil close")
+            .await
+            .expect("eof body");
         assert_eq!(r.body, b"until close");
         assert_eq!(parse(b"").await, Err(ProbeError::Closed));
         assert!(parse(b"SSH-2.0-OpenSSH\r\n\r\n").await.is_err());

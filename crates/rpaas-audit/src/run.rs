@@ -107,7 +107,8 @@ async fn http_probes(p: &Prober, t: &Target) -> HttpObserved {
     let track = p.simple("TRACK", "/", &host, &marker).await;
     // The guide's leak: HTTP/1.0 with an empty Host (and with none), so IIS fills in its own
     // address.
-    let empty_host = format!("GET /aspnet_client HTTP/1.0\r\nHost: \r\nUser-Agent: {USER_AGENT}\r\n\r\n");
+    let empty_host =
+        format!("GET /aspnet_client HTTP/1.0\r\nHost: \r\nUser-Agent: {USER_AGENT}\r\n\r\n");
     let no_host = format!("GET /aspnet_client HTTP/1.0\r\nUser-Agent: {USER_AGENT}\r\n\r\n");
     let aspnet = vec![
         p.request(empty_host.as_bytes()).await,

@@ -52,7 +52,7 @@ pub struct RegError {
 pub fn parse_reg(text: &str) -> Result<Vec<Key>, RegError> {
     let mut lines = text.lines().enumerate().peekable();
     let mut header = None;
-    while let Some((n, l)) = lines.next() {
+    for (n, l) in lines.by_ref() {
         if !l.trim().is_empty() {
             header = Some((n, l.trim()));
             break;
@@ -177,7 +177,9 @@ fn parse_value(v: &str) -> Option<Value> {
         return Some(Value::Hex(v.to_string()));
     }
     let inner = v.strip_prefix('"')?.strip_suffix('"')?;
-    Some(Value::String(inner.replace("\\\\", "\\").replace("\\\"", "\"")))
+    Some(Value::String(
+        inner.replace("\\\\", "\\").replace("\\\"", "\""),
+    ))
 }
 
 /// A parsed SCHANNEL export.

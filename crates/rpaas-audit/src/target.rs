@@ -169,7 +169,9 @@ pub fn parse_duration(flag: &'static str, s: &str) -> Result<Duration, UsageErro
         Some(i) => (&t[..i], &t[i..]),
         None => (t, "s"),
     };
-    let n: u64 = num.parse().map_err(|_| bad("write it as 30s, 500ms or 2m"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| bad("write it as 30s, 500ms or 2m"))?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
@@ -192,7 +194,10 @@ mod tests {
     #[test]
     fn urls() {
         let t = Target::parse("https://Automate.Example.com/").expect("url");
-        assert_eq!((t.tls, t.host.as_str(), t.port), (true, "automate.example.com", 443));
+        assert_eq!(
+            (t.tls, t.host.as_str(), t.port),
+            (true, "automate.example.com", 443)
+        );
         assert_eq!(t.host_header(), "automate.example.com");
         let t = Target::parse("http://[::1]:8080").expect("url");
         assert_eq!((t.tls, t.host.as_str(), t.port), (false, "::1", 8080));
@@ -211,7 +216,10 @@ mod tests {
                 port: 8443
             }
         );
-        assert_eq!(Connect::parse("[::1]:443").expect("c").to_string(), "[::1]:443");
+        assert_eq!(
+            Connect::parse("[::1]:443").expect("c").to_string(),
+            "[::1]:443"
+        );
         for bad in ["127.0.0.1", ":443", "h:0", "h:x"] {
             assert!(Connect::parse(bad).is_err(), "{bad}");
         }
@@ -232,9 +240,18 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("t", "30s").expect("d"), Duration::from_secs(30));
-        assert_eq!(parse_duration("t", "250ms").expect("d"), Duration::from_millis(250));
-        assert_eq!(parse_duration("t", "2m").expect("d"), Duration::from_secs(120));
+        assert_eq!(
+            parse_duration("t", "30s").expect("d"),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            parse_duration("t", "250ms").expect("d"),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            parse_duration("t", "2m").expect("d"),
+            Duration::from_secs(120)
+        );
         assert_eq!(parse_duration("t", "5").expect("d"), Duration::from_secs(5));
         for bad in ["0", "5h", "s", "-1s"] {
             assert!(parse_duration("t", bad).is_err(), "{bad}");

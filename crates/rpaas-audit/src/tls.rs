@@ -194,9 +194,15 @@ mod tests {
 
     #[test]
     fn legacy_versions() {
-        let c = legacy_check(&[(Legacy::Tls10, ok("ECDHE-ECDSA-AES128-SHA")), (Legacy::Tls11, no())]);
+        let c = legacy_check(&[
+            (Legacy::Tls10, ok("ECDHE-ECDSA-AES128-SHA")),
+            (Legacy::Tls11, no()),
+        ]);
         assert_eq!(c.status, Status::Fail);
-        assert_eq!(c.detail, "TLS 1.0 accepted (ECDHE-ECDSA-AES128-SHA); TLS 1.1 refused");
+        assert_eq!(
+            c.detail,
+            "TLS 1.0 accepted (ECDHE-ECDSA-AES128-SHA); TLS 1.1 refused"
+        );
         let c = legacy_check(&[(Legacy::Tls10, no()), (Legacy::Tls11, no())]);
         assert_eq!(c.status, Status::Pass);
         let c = legacy_check(&[
@@ -204,7 +210,11 @@ mod tests {
             (Legacy::Tls11, no()),
         ]);
         assert_eq!(c.status, Status::Pass);
-        assert!(c.detail.contains("not accepted (no answer within 3000 ms)"), "{}", c.detail);
+        assert!(
+            c.detail.contains("not accepted (no answer within 3000 ms)"),
+            "{}",
+            c.detail
+        );
         assert_eq!(
             legacy_check(&[(Legacy::Tls10, untestable()), (Legacy::Tls11, untestable())]).status,
             Status::Skip
@@ -220,7 +230,11 @@ mod tests {
         v[5].1 = ok("ECDHE-ECDSA-AES128-SHA");
         let c = weak_check(&v);
         assert_eq!(c.status, Status::Warn);
-        assert!(c.detail.starts_with("CBC-SHA1 on TLS 1.2 accepted"), "{}", c.detail);
+        assert!(
+            c.detail.starts_with("CBC-SHA1 on TLS 1.2 accepted"),
+            "{}",
+            c.detail
+        );
 
         v[1].1 = ok("ECDHE-ECDSA-DES-CBC3-SHA");
         let c = weak_check(&v);
@@ -233,7 +247,8 @@ mod tests {
         let c = weak_check(&v);
         assert_eq!(c.status, Status::Pass);
         assert!(
-            c.detail.ends_with("not testable with the local OpenSSL: RC4, export"),
+            c.detail
+                .ends_with("not testable with the local OpenSSL: RC4, export"),
             "{}",
             c.detail
         );

@@ -43,18 +43,24 @@ fn hardened_fixture_passes_everything() {
     }
     let ip = get(&cs, ids::IIS_IP);
     assert!(
-        ip.detail.contains("Default Web Site/cwa: restricted, 2 allowed address(es)"),
+        ip.detail
+            .contains("Default Web Site/cwa: restricted, 2 allowed address(es)"),
         "{}",
         ip.detail
     );
     // The location path is written in another case: IIS paths are case-insensitive.
     assert!(
-        ip.detail.contains("Default Web Site/LabTech/LegacyCCASMX: restricted"),
+        ip.detail
+            .contains("Default Web Site/LabTech/LegacyCCASMX: restricted"),
         "{}",
         ip.detail
     );
-    assert!(ip.detail.contains("Default Web Site/WCC2: open, as it must be"));
-    assert!(get(&cs, ids::IIS_OPTIONS).detail.contains("TRACE denied, TRACK denied"));
+    assert!(ip
+        .detail
+        .contains("Default Web Site/WCC2: open, as it must be"));
+    assert!(get(&cs, ids::IIS_OPTIONS)
+        .detail
+        .contains("TRACE denied, TRACK denied"));
 }
 
 #[test]
@@ -84,10 +90,25 @@ fn a_site_wide_deny_locks_out_agents_unless_labtech_reopens() {
     let cs = checks(&with(deny_site));
     let ip = get(&cs, ids::IIS_IP);
     assert_eq!(ip.status, Status::Fail);
-    assert!(ip.detail.contains("Default Web Site/LabTech: unspecified clients denied"));
-    assert!(ip.detail.contains("agents cannot check in"), "{}", ip.detail);
-    assert!(ip.detail.contains("contacts cannot log in"), "{}", ip.detail);
-    assert!(ip.detail.contains("Default Web Site/cwa: restricted, 1 allowed"), "{}", ip.detail);
+    assert!(ip
+        .detail
+        .contains("Default Web Site/LabTech: unspecified clients denied"));
+    assert!(
+        ip.detail.contains("agents cannot check in"),
+        "{}",
+        ip.detail
+    );
+    assert!(
+        ip.detail.contains("contacts cannot log in"),
+        "{}",
+        ip.detail
+    );
+    assert!(
+        ip.detail
+            .contains("Default Web Site/cwa: restricted, 1 allowed"),
+        "{}",
+        ip.detail
+    );
 
     let reopen = r#"
       <location path="Default Web Site/LabTech"><system.webServer><security>
@@ -99,12 +120,18 @@ fn a_site_wide_deny_locks_out_agents_unless_labtech_reopens() {
     let ip = get(&cs, ids::IIS_IP);
     assert_eq!(ip.status, Status::Fail, "{}", ip.detail);
     assert!(
-        ip.detail.contains("Default Web Site/LabTech/LegacyCCASMX: OPEN"),
+        ip.detail
+            .contains("Default Web Site/LabTech/LegacyCCASMX: OPEN"),
         "{}",
         ip.detail
     );
     let cs = checks(&with(&format!("{deny_site}{reopen}{ADMIN_LOCKED}")));
-    assert_eq!(get(&cs, ids::IIS_IP).status, Status::Pass, "{}", get(&cs, ids::IIS_IP).detail);
+    assert_eq!(
+        get(&cs, ids::IIS_IP).status,
+        Status::Pass,
+        "{}",
+        get(&cs, ids::IIS_IP).detail
+    );
 }
 
 #[test]
@@ -116,12 +143,26 @@ fn inherit_in_child_applications_false_stops_at_the_site() {
     let cs = checks(&with(x));
     let ip = get(&cs, ids::IIS_IP);
     assert_eq!(ip.status, Status::Fail);
-    assert!(ip.detail.contains("Default Web Site/cwa: OPEN"), "{}", ip.detail);
-    assert!(ip.detail.contains("Default Web Site/LabTech: open, as it must be"));
+    assert!(
+        ip.detail.contains("Default Web Site/cwa: OPEN"),
+        "{}",
+        ip.detail
+    );
+    assert!(ip
+        .detail
+        .contains("Default Web Site/LabTech: open, as it must be"));
     let sh = get(&cs, ids::IIS_SERVER_HEADER);
     assert_eq!(sh.status, Status::Fail);
-    assert!(sh.detail.contains("Default Web Site/cwa (IIS default)"), "{}", sh.detail);
-    assert!(!sh.detail.contains("Default Web Site (IIS default)"), "{}", sh.detail);
+    assert!(
+        sh.detail.contains("Default Web Site/cwa (IIS default)"),
+        "{}",
+        sh.detail
+    );
+    assert!(
+        !sh.detail.contains("Default Web Site (IIS default)"),
+        "{}",
+        sh.detail
+    );
 }
 
 #[test]
@@ -130,7 +171,10 @@ fn verbs_merge_add_remove_clear_and_allow_unlisted() {
     let closed = r#"<system.webServer><security><requestFiltering>
         <verbs allowUnlisted="false"><add verb="GET" allowed="true" /><add verb="POST" allowed="true" /></verbs>
         </requestFiltering></security></system.webServer>"#;
-    assert_eq!(get(&checks(&with(closed)), ids::IIS_OPTIONS).status, Status::Pass);
+    assert_eq!(
+        get(&checks(&with(closed)), ids::IIS_OPTIONS).status,
+        Status::Pass
+    );
 
     // Denied server-wide, re-allowed for one application by removing the entry.
     let reopened = r#"<system.webServer><security><requestFiltering>
@@ -140,8 +184,17 @@ fn verbs_merge_add_remove_clear_and_allow_unlisted() {
         <verbs><remove verb="options" /></verbs></requestFiltering></security></system.webServer></location>"#;
     let c = get(&checks(&with(reopened)), ids::IIS_OPTIONS).clone();
     assert_eq!(c.status, Status::Fail);
-    assert!(c.detail.starts_with("OPTIONS allowed for Default Web Site/WCC2"), "{}", c.detail);
-    assert!(c.detail.contains("TRACE not denied everywhere"), "{}", c.detail);
+    assert!(
+        c.detail
+            .starts_with("OPTIONS allowed for Default Web Site/WCC2"),
+        "{}",
+        c.detail
+    );
+    assert!(
+        c.detail.contains("TRACE not denied everywhere"),
+        "{}",
+        c.detail
+    );
 
     let cleared = r#"<system.webServer><security><requestFiltering>
         <verbs allowUnlisted="true"><add verb="OPTIONS" allowed="false" /></verbs>
@@ -172,7 +225,10 @@ fn missing_apps_and_non_automate_configs() {
     assert_eq!(get(&checks(none), ids::IIS_IP).status, Status::Skip);
     // With no <sites>, server-wide settings are judged for the server itself.
     let sh = get(&checks(none), ids::IIS_SERVER_HEADER).clone();
-    assert_eq!(sh.detail, "the Server header is sent for the server (IIS default)");
+    assert_eq!(
+        sh.detail,
+        "the Server header is sent for the server (IIS default)"
+    );
 }
 
 #[test]
@@ -186,7 +242,10 @@ fn bad_xml_is_an_error_with_a_position() {
     assert!(IisConfig::parse("<configuration>").is_err());
     assert!(IisConfig::parse("<configuration/><configuration/>").is_err());
     let deep = "<a>".repeat(100) + &"</a>".repeat(100);
-    assert!(parse_xml(&deep).expect_err("deep").reason.contains("deeper"));
+    assert!(parse_xml(&deep)
+        .expect_err("deep")
+        .reason
+        .contains("deeper"));
 }
 
 #[test]
@@ -205,6 +264,10 @@ fn server_chosen_text_is_escaped() {
     let x = r#"<configuration><system.applicationHost><sites><site name="S&#27;[31m">
         <application path="/cwa" /></site></sites></system.applicationHost></configuration>"#;
     let c = get(&checks(x), ids::IIS_IP).clone();
-    assert!(c.detail.contains(r"S\u{1b}[31m/cwa: OPEN"), "{:?}", c.detail);
+    assert!(
+        c.detail.contains(r"S\u{1b}[31m/cwa: OPEN"),
+        "{:?}",
+        c.detail
+    );
     assert!(!c.detail.contains('\u{1b}'), "{:?}", c.detail);
 }

@@ -7,10 +7,14 @@ fn checks(text: &str) -> Vec<Check> {
     judge_schannel(&Schannel::parse(text).expect("parse"))
 }
 
-const P: &str = r"HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols";
+const P: &str =
+    r"HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols";
 
 fn reg(body: &str) -> String {
-    format!("Windows Registry Editor Version 5.00\r\n\r\n[{P}]\r\n\r\n{}", body.replace("PROTO", P))
+    format!(
+        "Windows Registry Editor Version 5.00\r\n\r\n[{P}]\r\n\r\n{}",
+        body.replace("PROTO", P)
+    )
 }
 
 #[test]
@@ -34,7 +38,11 @@ fn the_default_export_fails_both() {
     let cs = checks(&text);
     assert_eq!(cs[0].id, ids::SCHANNEL_TLS10);
     assert_eq!(cs[0].status, Status::Fail);
-    assert!(cs[0].detail.starts_with("no TLS 1.0\\Server key"), "{}", cs[0].detail);
+    assert!(
+        cs[0].detail.starts_with("no TLS 1.0\\Server key"),
+        "{}",
+        cs[0].detail
+    );
     assert_eq!(cs[1].status, Status::Fail);
     assert_eq!(
         cs[1].detail,
@@ -49,8 +57,13 @@ fn enabled_and_disabled_by_default_combinations() {
         checks(&t).remove(0)
     };
     assert_eq!(case("\"Enabled\"=dword:00000000").status, Status::Pass);
-    assert!(case("\"Enabled\"=dword:00000000").detail.contains("set DisabledByDefault=1 too"));
-    assert_eq!(case("\"DisabledByDefault\"=dword:00000001").status, Status::Pass);
+    assert!(case("\"Enabled\"=dword:00000000")
+        .detail
+        .contains("set DisabledByDefault=1 too"));
+    assert_eq!(
+        case("\"DisabledByDefault\"=dword:00000001").status,
+        Status::Pass
+    );
     assert_eq!(
         case("\"Enabled\"=dword:ffffffff\r\n\"DisabledByDefault\"=dword:00000001").status,
         Status::Warn
@@ -58,7 +71,12 @@ fn enabled_and_disabled_by_default_combinations() {
     assert_eq!(case("\"Enabled\"=dword:00000001").status, Status::Fail);
     let c = case("");
     assert_eq!(c.status, Status::Fail);
-    assert!(c.detail.contains("neither Enabled nor DisabledByDefault set"), "{}", c.detail);
+    assert!(
+        c.detail
+            .contains("neither Enabled nor DisabledByDefault set"),
+        "{}",
+        c.detail
+    );
     // A string "0" is not a DWORD: Windows ignores it, so the protocol stays on.
     let c = case("\"Enabled\"=\"0\"");
     assert_eq!(c.status, Status::Fail);
