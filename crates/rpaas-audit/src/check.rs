@@ -267,8 +267,8 @@ impl Comparison {
         }
     }
 
-    /// A table: id, status in each report, what changed and, where it changed, what the
-    /// second report saw.
+    /// A table: id, status in each report, what changed and, where it changed or is still a
+    /// failure or warning, what the second report saw.
     pub fn text(&self) -> String {
         let st = |s: Option<Status>| s.map_or("-", Status::as_str);
         let mut out = format!(
@@ -287,7 +287,9 @@ impl Comparison {
                 st(r.after),
                 r.change.as_str()
             ));
-            if r.change != Change::Same {
+            // The second report's detail where something changed or is still to do.
+            let todo = matches!(r.after, Some(Status::Fail | Status::Warn));
+            if r.change != Change::Same || todo {
                 if let Some(c) = self.after.get(r.id) {
                     out.push_str(&format!(": {}", c.detail));
                 }
@@ -383,6 +385,8 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("1 fixed, 1 worse; 2 has 1 failure(s)"), "{t}");
+        assert!(t.contains("agent-version-leak            warn  warn  same: seen"), "{t}");
+        assert!(t.contains("options-method                -     pass  different: seen"), "{t}");
     }
 
     #[test]

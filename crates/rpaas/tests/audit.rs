@@ -295,7 +295,7 @@ fn compare_shows_what_rpaas_changes() {
     );
     assert_eq!(
         row("agent-version-leak"),
-        "agent-version-leak warn warn same"
+        "agent-version-leak warn warn same:"
     );
     assert_eq!(row("ports-closed"), "ports-closed pass pass same");
     assert!(
