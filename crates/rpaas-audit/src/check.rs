@@ -385,8 +385,14 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("1 fixed, 1 worse; 2 has 1 failure(s)"), "{t}");
-        assert!(t.contains("agent-version-leak            warn  warn  same: seen"), "{t}");
-        assert!(t.contains("options-method                -     pass  different: seen"), "{t}");
+        assert!(
+            t.contains("agent-version-leak            warn  warn  same: seen"),
+            "{t}"
+        );
+        assert!(
+            t.contains("options-method                -     pass  different: seen"),
+            "{t}"
+        );
     }
 
     #[test]

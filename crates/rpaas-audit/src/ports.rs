@@ -12,6 +12,8 @@ pub enum PortState {
     /// No answer within the timeout: filtered (a firewall drops it) or the host is away.
     NoAnswer,
     Error(String),
+    /// Not probed: the audit's overall time limit was reached first.
+    Late,
 }
 
 /// What the UDP probe saw.
@@ -26,6 +28,8 @@ pub enum UdpState {
     Error(String),
     /// `--udp-port 0`.
     NotProbed,
+    /// The audit's overall time limit was reached first.
+    Late,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,9 +85,13 @@ fn closed_check(o: &PortsObserved) -> Check {
     let refused = count(|s| *s == PortState::Refused);
     let silent = count(|s| *s == PortState::NoAnswer);
     let errors = count(|s| matches!(s, PortState::Error(_)));
+    let late = count(|s| *s == PortState::Late);
     let mut tally = format!("{refused} refused, {silent} no answer (filtered)");
     if errors > 0 {
         tally.push_str(&format!(", {errors} error(s)"));
+    }
+    if late > 0 {
+        tally.push_str(&format!(", {late} not probed (time limit)"));
     }
     if !open.is_empty() {
         return Check::new(
@@ -97,10 +105,10 @@ fn closed_check(o: &PortsObserved) -> Check {
             ),
         );
     }
-    if errors == o.closed.len() {
+    if errors + late == o.closed.len() {
         return Check::skip(
             ids::PORTS_CLOSED,
-            format!("every connect failed on {}", o.host),
+            format!("no port could be probed on {}: {tally}", o.host),
         );
     }
     Check::new(
@@ -116,15 +124,22 @@ fn state_text(s: &PortState) -> String {
         PortState::Refused => "closed (refused)".into(),
         PortState::NoAnswer => "no answer (filtered)".into(),
         PortState::Error(e) => format!("error: {e}"),
+        PortState::Late => "not probed (time limit)".into(),
     }
 }
 
 fn expected_check(o: &PortsObserved) -> Check {
     let mut status = Status::Pass;
     let mut parts = Vec::new();
+    let mut judged = 0;
     for (p, s) in &o.expected {
-        if *s != PortState::Open {
-            status = Status::Fail;
+        match s {
+            PortState::Open => judged += 1,
+            PortState::Late => {}
+            _ => {
+                judged += 1;
+                status = Status::Fail;
+            }
         }
         parts.push(format!("{}/tcp {}", named(*p), state_text(s)));
     }
@@ -153,6 +168,10 @@ fn expected_check(o: &PortsObserved) -> Check {
             parts.push(format!("{up}/udp error: {e}"));
         }
         UdpState::NotProbed => parts.push("udp not probed (--udp-port 0)".into()),
+        UdpState::Late => parts.push(format!("{up}/udp not probed (time limit)")),
+    }
+    if !matches!(us, UdpState::NotProbed | UdpState::Late) {
+        judged += 1;
     }
     for (p, s) in &o.optional {
         parts.push(format!(
@@ -163,6 +182,12 @@ fn expected_check(o: &PortsObserved) -> Check {
     }
     if o.expected.is_empty() && *us == UdpState::NotProbed {
         return Check::skip(ids::PORTS_EXPECTED, "no port to check");
+    }
+    if judged == 0 {
+        return Check::skip(
+            ids::PORTS_EXPECTED,
+            format!("on {}: {}", o.host, parts.join("; ")),
+        );
     }
     Check::new(
         ids::PORTS_EXPECTED,
@@ -232,5 +257,23 @@ mod tests {
             "{}",
             c.detail
         );
+    }
+
+    #[test]
+    fn ports_not_reached_before_the_time_limit_skip() {
+        let mut o = obs();
+        o.closed = vec![(3306, PortState::Late), (3389, PortState::Late)];
+        o.expected = vec![(443, PortState::Late)];
+        o.udp.1 = UdpState::NotProbed;
+        let cs = judge_ports(&o);
+        assert_eq!(cs[0].status, Status::Skip, "{}", cs[0].detail);
+        assert!(
+            cs[0].detail.contains("2 not probed (time limit)"),
+            "{}",
+            cs[0].detail
+        );
+        assert_eq!(cs[1].status, Status::Skip, "{}", cs[1].detail);
+        o.closed[0].1 = PortState::Open;
+        assert_eq!(judge_ports(&o)[0].status, Status::Fail);
     }
 }

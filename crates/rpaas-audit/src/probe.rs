@@ -309,10 +309,7 @@ pub async fn tcp_ports(
             };
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return (
-                    i,
-                    PortState::Error("the overall time limit was reached".into()),
-                );
+                return (i, PortState::Late);
             }
             (i, tcp_port(SocketAddr::new(ip, p), timeout.min(left)).await)
         });

@@ -172,9 +172,10 @@ async fn port_probes(addr: SocketAddr, opts: &Options, deadline: Instant) -> Por
     let udp = if opts.udp_port == 0 {
         UdpState::NotProbed
     } else if Instant::now() >= deadline {
-        UdpState::Error(ProbeError::Deadline.to_string())
+        UdpState::Late
     } else {
-        probe::udp_port(SocketAddr::new(ip, opts.udp_port), t).await
+        let left = deadline.saturating_duration_since(Instant::now());
+        probe::udp_port(SocketAddr::new(ip, opts.udp_port), t.min(left)).await
     };
     PortsObserved {
         host: ip.to_string(),

@@ -99,6 +99,15 @@ fn local(h: &Handshake) -> bool {
     matches!(h, Handshake::Failed(ProbeError::LocalTls(_)))
 }
 
+/// Cut short by the audit's overall time limit: says nothing about the server.
+fn cut(hs: &[Handshake]) -> bool {
+    let accepted = hs.iter().any(|h| matches!(h, Handshake::Accepted { .. }));
+    !accepted
+        && hs
+            .iter()
+            .any(|h| matches!(h, Handshake::Failed(ProbeError::Deadline)))
+}
+
 fn refused_text(e: &ProbeError) -> String {
     match e {
         ProbeError::Tls(_) | ProbeError::Refused | ProbeError::Reset => "refused".to_string(),
@@ -118,6 +127,10 @@ fn legacy_check(legacy: &[(Legacy, Handshake)]) -> Check {
             ids::TLS_LEGACY,
             "the local OpenSSL cannot offer TLS 1.0/1.1",
         );
+    }
+    let hs: Vec<Handshake> = legacy.iter().map(|(_, h)| h.clone()).collect();
+    if cut(&hs) {
+        return Check::skip(ids::TLS_LEGACY, ProbeError::Deadline.to_string());
     }
     let mut status = Status::Pass;
     let parts: Vec<String> = legacy
@@ -139,6 +152,10 @@ fn weak_check(weak: &[(Weak, Handshake)]) -> Check {
             ids::TLS_WEAK,
             "the local OpenSSL cannot offer any weak suite",
         );
+    }
+    let hs: Vec<Handshake> = weak.iter().map(|(_, h)| h.clone()).collect();
+    if cut(&hs) {
+        return Check::skip(ids::TLS_WEAK, ProbeError::Deadline.to_string());
     }
     let mut status = Status::Pass;
     let mut accepted = Vec::new();
@@ -215,6 +232,12 @@ mod tests {
             "{}",
             c.detail
         );
+        let late = legacy_check(&[
+            (Legacy::Tls10, no()),
+            (Legacy::Tls11, Handshake::Failed(ProbeError::Deadline)),
+        ]);
+        assert_eq!(late.status, Status::Skip);
+        assert_eq!(late.detail, "the audit's overall time limit was reached");
         assert_eq!(
             legacy_check(&[(Legacy::Tls10, untestable()), (Legacy::Tls11, untestable())]).status,
             Status::Skip
@@ -251,6 +274,15 @@ mod tests {
                 .ends_with("not testable with the local OpenSSL: RC4, export"),
             "{}",
             c.detail
+        );
+        let mut late = v.clone();
+        late[2].1 = Handshake::Failed(ProbeError::Deadline);
+        assert_eq!(weak_check(&late).status, Status::Skip);
+        late[3].1 = ok("ADH-AES256-GCM-SHA384");
+        assert_eq!(
+            weak_check(&late).status,
+            Status::Fail,
+            "an acceptance still counts"
         );
         let none: Vec<(Weak, Handshake)> = Weak::ALL.iter().map(|w| (*w, untestable())).collect();
         assert_eq!(weak_check(&none).status, Status::Skip);

@@ -466,6 +466,38 @@ fn a_silent_server_is_bounded_by_the_timeouts() {
     assert_eq!(s, "skip");
     assert!(d.contains("no answer within 300 ms"), "{d}");
     assert_eq!(check(&j, "ports-expected").0, "pass");
+
+    // The overall limit cuts the per-connection one: skips that say so, in about a second.
+    let start = Instant::now();
+    let r = audit(&[
+        &format!("https://{HOST_A}/"),
+        "--connect",
+        &addr.to_string(),
+        "--json",
+        "--probe-timeout",
+        "20s",
+        "--timeout",
+        "1s",
+        "--expected-ports",
+        &addr.port().to_string(),
+    ]);
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let j = r.json();
+    for id in [
+        "tls-legacy-protocols",
+        "server-header",
+        "ports-closed",
+        "ports-expected",
+    ] {
+        let (s, d) = check(&j, id);
+        assert_eq!(s, "skip", "{id}: {d}");
+        assert!(d.contains("time limit"), "{id}: {d}");
+    }
     drop(silent);
 }
 
