@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The rpaas demo: installs what it needs, builds, starts a stand-in Automate origin on
-# 127.0.0.1:8080 and an rpaas node in front of it (examples/demo.toml), shows a few requests,
-# then keeps running until Ctrl-C. DEMO_NO_WAIT=1 exits after the tour.
+# 127.0.0.1:8080 (and over unhardened TLS on 127.0.0.1:8445, for the audit) and an rpaas node in
+# front of it (examples/demo.toml), shows a few requests and an audit of the origin direct vs
+# through rpaas, then keeps running until Ctrl-C. DEMO_NO_WAIT=1 exits after the tour.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -36,7 +37,8 @@ fi
 cleanup() { kill "${NODE_PID:-}" "${ORIGIN_PID:-}" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-"$BIN/rpaas-standin" 127.0.0.1:8080 > "$DEMO/origin.log" 2>&1 &
+"$BIN/rpaas-standin" 127.0.0.1:8080 --tls 127.0.0.1:8445 "$DEMO/$HOST.pem" "$DEMO/$HOST.key" \
+  > "$DEMO/origin.log" 2>&1 &
 ORIGIN_PID=$!
 "$BIN/rpaas" check --config examples/demo.toml
 "$BIN/rpaas" serve --config examples/demo.toml > "$DEMO/rpaas.log" 2>&1 &
@@ -72,6 +74,11 @@ echo "== a TLS 1.0 client: refused on 8443, accepted on the legacy listener 8444
 run "echo | openssl s_client -tls1 -cipher DEFAULT@SECLEVEL=0 -servername $HOST -connect 127.0.0.1:8443 2>&1 | grep -E 'alert|Protocol  :'"
 run "echo | openssl s_client -tls1 -cipher DEFAULT@SECLEVEL=0 -servername $HOST -connect 127.0.0.1:8444 2>&1 | grep -E 'Protocol  :|Cipher is'"
 echo
+echo "== rpaas audit: the origin direct (its TLS on 8445 is set up like an unhardened Windows server)"
+echo "   vs through rpaas (8443). The demo trusts 127.0.0.0/8, so the admin sites stay open to this"
+echo "   audit: run it from an address that is not trusted to see them refused (docs/audit.md)."
+run "$BIN/rpaas audit --compare https://$HOST/ https://$HOST/ --connect 127.0.0.1:8445 --connect 127.0.0.1:8443 --udp-port 0 --expected-ports none"
+echo
 echo "== last log lines ($DEMO/rpaas.log):"
 tail -n 4 "$DEMO/rpaas.log"
 
@@ -81,6 +88,7 @@ rpaas is running (node pid $NODE_PID, origin pid $ORIGIN_PID). Try:
   $C -i https://$HOST:8443/automate
   $C -i https://$HOST:8443/LabTech/Agent.aspx
   $C -i -X TRACE https://$HOST:8443/
+  $BIN/rpaas audit https://$HOST/ --connect 127.0.0.1:8443 --udp-port 0 --expected-ports 8443
   curl -s http://127.0.0.1:9901/metrics | grep rpaas_
   kill -HUP $NODE_PID      # reload examples/demo.toml
   tail -f $DEMO/rpaas.log

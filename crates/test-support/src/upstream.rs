@@ -1,8 +1,11 @@
-//! A stand-in for an Automate server: answers the paths agents and technicians use, leaks the
-//! headers a real IIS leaks (`Server: Microsoft-IIS/10.0`, `X-Powered-By`, an internal
-//! `Location`), and has test endpoints to echo requests, stream large bodies, sleep, and echo
-//! WebSocket frames. Plain HTTP or TLS. It records every request it sees so tests can prove
-//! what reached the origin.
+//! A stand-in for an Automate server: answers the paths agents and technicians use, leaks what
+//! a default IIS leaks (`Server: Microsoft-IIS/10.0`, `X-Powered-By`, `X-AspNet-Version`, an
+//! internal `Location` on `/aspnet_client`, `OPTIONS` answered with `Allow`/`Public`, `TRACE`
+//! echoed, versions on `/WCC2/` and `/LabTech/Agent.aspx`, the administrative sites open to
+//! all), and has test endpoints to echo requests, stream large bodies, sleep, and echo
+//! WebSocket frames. Plain HTTP, TLS, or TLS with every old version and suite on (what
+//! `rpaas audit` should find). It records every request it sees so tests can prove what
+//! reached the origin.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -73,6 +76,15 @@ impl Upstream {
         Self::start_on("127.0.0.1:0".parse().expect("addr"), Some(b.build()))
     }
 
+    /// Starts a TLS origin configured like an unhardened Windows server: TLS 1.0 and up and
+    /// every suite the local OpenSSL has, NULL encryption included.
+    pub fn start_tls_legacy(cert_pem: &[u8], key_pem: &[u8]) -> Self {
+        Self::start_on(
+            "127.0.0.1:0".parse().expect("addr"),
+            Some(legacy_acceptor(cert_pem, key_pem).expect("legacy acceptor")),
+        )
+    }
+
     fn start_on(addr: SocketAddr, tls: Option<SslAcceptor>) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -101,6 +113,28 @@ impl Upstream {
         Ok(())
     }
 
+    /// Like [`Upstream::run_forever`], over TLS with the unhardened profile of
+    /// [`Upstream::start_tls_legacy`] (the demo's "direct" origin for `rpaas audit`).
+    pub async fn run_forever_tls(
+        addr: SocketAddr,
+        cert_pem: &[u8],
+        key_pem: &[u8],
+    ) -> std::io::Result<()> {
+        let acc = legacy_acceptor(cert_pem, key_pem).map_err(std::io::Error::other)?;
+        let listener = TcpListener::bind(addr).await?;
+        println!(
+            "stand-in Automate origin listening on https://{} (TLS 1.0+, all suites)",
+            listener.local_addr()?
+        );
+        serve(
+            listener,
+            Some(Arc::new(acc)),
+            Arc::new(Mutex::new(Vec::new())),
+        )
+        .await;
+        Ok(())
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().map(|s| s.clone()).unwrap_or_default()
     }
@@ -120,6 +154,29 @@ impl Drop for Upstream {
             rt.shutdown_background();
         }
     }
+}
+
+/// TLS 1.0+ and every suite (`ALL:eNULL` at security level 0), as an unhardened SCHANNEL offers
+/// old suites.
+fn legacy_acceptor(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<SslAcceptor, openssl::error::ErrorStack> {
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())?;
+    b.clear_options(openssl::ssl::SslOptions::NO_TLSV1 | openssl::ssl::SslOptions::NO_TLSV1_1);
+    b.set_min_proto_version(Some(openssl::ssl::SslVersion::TLS1))?;
+    b.set_cipher_list("ALL:eNULL:@SECLEVEL=0")?;
+    let chain = openssl::x509::X509::stack_from_pem(cert_pem)?;
+    if let Some(leaf) = chain.first() {
+        b.set_certificate(leaf)?;
+    }
+    let key = openssl::pkey::PKey::private_key_from_pem(key_pem)?;
+    b.set_private_key(&key)?;
+    b.set_alpn_select_callback(|_, client| {
+        openssl::ssl::select_next_proto(b"\x08http/1.1", client)
+            .ok_or(openssl::ssl::AlpnError::NOACK)
+    });
+    Ok(b.build())
 }
 
 async fn serve(listener: TcpListener, tls: Option<Arc<SslAcceptor>>, seen: Arc<Mutex<Vec<Seen>>>) {
@@ -188,6 +245,7 @@ async fn handle(
     seen: Arc<Mutex<Vec<Seen>>>,
 ) -> Result<Response<RespBody>, Infallible> {
     let method = req.method().as_str().to_string();
+    let version = format!("{:?}", req.version());
     let pq = req
         .uri()
         .path_and_query()
@@ -254,7 +312,23 @@ async fn handle(
     }
 
     let ok = || iis(Response::builder().status(200));
-    let resp = if path == "/labtech/agent.aspx" {
+    let resp = if method == "OPTIONS" {
+        // IIS answers OPTIONS for any path and lists what it would accept, TRACE included.
+        let verbs = "OPTIONS, TRACE, GET, HEAD, POST";
+        ok().header("allow", verbs)
+            .header("public", verbs)
+            .header("content-length", "0")
+            .body(full(""))
+    } else if method == "TRACE" {
+        // TRACE echoes the request head back (the cross-site tracing leak).
+        let mut echo = format!("TRACE {pq} {version}\r\n");
+        for (k, v) in &headers {
+            echo.push_str(&format!("{k}: {v}\r\n"));
+        }
+        ok().header("content-type", "message/http").body(full(echo))
+    } else if method == "TRACK" {
+        iis(Response::builder().status(501)).body(full("Not Implemented"))
+    } else if path == "/labtech/agent.aspx" {
         if method == "POST" {
             ok().body(full(format!("check-in ok {body_len}")))
         } else {
@@ -271,6 +345,21 @@ async fn handle(
     } else if path.starts_with("/automate/") {
         ok().header("content-type", "text/html")
             .body(full("<html><title>ConnectWise Automate</title></html>"))
+    } else if path == "/cwa" || path == "/cwa/" {
+        // The Web Control Center's old entry point sends technicians to the login page.
+        iis(Response::builder().status(302))
+            .header("location", "/automate/login")
+            .body(full(""))
+    } else if path == "/labtech/controlcenter.asmx" {
+        ok().header("content-type", "text/html").body(full(
+            "<html><body><span class=\"heading\">ControlCenter</span> Web Service</body></html>",
+        ))
+    } else if path == "/wcc2" || path == "/wcc2/" {
+        // The splash page names the server's version.
+        ok().header("content-type", "text/html").body(full(
+            "<html><head><title>Web Control Center</title></head><body><h1>LabTech</h1>\
+             <div class=\"footer\">Version 240.120</div></body></html>",
+        ))
     } else if path.starts_with("/cwa/api/v1/") {
         ok().header("content-type", "application/json")
             .body(full(r#"{"Version":"2024.1","Computers":[]}"#))
