@@ -225,22 +225,36 @@ impl AcmeStore for DirStore {
             what: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        // Fast path: nobody holds it.
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut f) => {
-                f.write_all(&bytes)
-                    .map_err(io(format!("cannot write {}", path.display())))?;
-                return Ok(true);
-            }
+        // Fast path: nobody holds it. The record is written to a temporary file and linked
+        // into place, so a competing taker never reads a lock file without its holder.
+        let tmp = path.with_extension(format!(
+            "{}.{:x}.tmp",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        Self::write_atomic(&tmp, &bytes)?;
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => return Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io(format!("cannot create {}", path.display()))(e)),
         }
-        let current: Option<LockRecord> = Self::read_json(&path).unwrap_or(None);
+        let current: Option<LockRecord> = match Self::read_json(&path) {
+            Ok(c) => c,
+            // Unreadable: held, unless it is older than any lock may live.
+            Err(_) => {
+                let old = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age > ttl);
+                if !old {
+                    return Ok(false);
+                }
+                None
+            }
+        };
         let free = current
             .as_ref()
             .is_none_or(|c| c.holder == holder || c.expires <= now);

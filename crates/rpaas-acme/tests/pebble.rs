@@ -6,6 +6,7 @@
 mod support;
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openssl::pkey::{Id, PKey};
@@ -173,7 +174,7 @@ async fn tls_alpn01_issues_a_pair_renews_when_forced_or_due_and_survives_a_resta
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http01_issues_a_pair() {
     let challenges = Challenges::new();
-    let http = start_http_responder(challenges.clone()).await;
+    let http = start_http_responder(challenges.clone(), false).await;
     let pebble = Pebble::start(free_port(), http.port());
     let store_dir = tempfile::tempdir().expect("tempdir");
     let (m, mut rx) = manager(
@@ -285,4 +286,51 @@ async fn a_failing_dns_hook_is_reported_with_its_stderr() {
     );
     assert!(st.next_attempt.is_some_and(|t| t > now_secs()));
     m.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_issues_once_answers_from_any_node_and_serves_the_same_pair() {
+    // Two issuing nodes share one store; the CA's HTTP-01 requests go to a third node that
+    // placed nothing itself and answers from the store.
+    let store_dir = tempfile::tempdir().expect("tempdir");
+    let shared_store: Arc<dyn AcmeStore> = Arc::new(DirStore::open(store_dir.path()).unwrap());
+    let answering = Challenges::shared(shared_store);
+    let http = start_http_responder(answering, true).await;
+    let pebble = Pebble::start(free_port(), http.port());
+    let fleet_options = |node: &str| rpaas_acme::Options {
+        lock_retry: Duration::from_secs(1),
+        ..options(node)
+    };
+    let subjects = || vec![subject("f", &["f.rpaas.test"])];
+    let (m1, mut rx1) = manager_with(
+        pebble.config(ChallengeKind::Http01),
+        store_dir.path(),
+        Challenges::new(),
+        fleet_options("node1"),
+    );
+    let (m2, mut rx2) = manager_with(
+        pebble.config(ChallengeKind::Http01),
+        store_dir.path(),
+        Challenges::new(),
+        fleet_options("node2"),
+    );
+    m1.set_subjects(subjects());
+    m2.set_subjects(subjects());
+    let _t1 = m1.start();
+    let _t2 = m2.start();
+    let u1 = next_update(&mut rx1).await;
+    let u2 = next_update(&mut rx2).await;
+    assert_eq!(u1, u2, "both nodes serve the one pair issued");
+    check_pair(&u1, &pebble.root(), &["f.rpaas.test"]);
+    for m in [&m1, &m2] {
+        let st = wait_status(m, "f", |s| s.state == CertState::Valid).await;
+        assert_eq!(st.last_error, None);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        rx1.try_recv().is_err() && rx2.try_recv().is_err(),
+        "issued twice"
+    );
+    m1.shutdown();
+    m2.shutdown();
 }

@@ -129,8 +129,9 @@ impl AlpnResponder {
     }
 }
 
-/// The HTTP-01 responder: `GET /.well-known/acme-challenge/TOKEN` from [`Challenges`].
-pub async fn start_http_responder(challenges: Arc<Challenges>) -> SocketAddr {
+/// The HTTP-01 responder: `GET /.well-known/acme-challenge/TOKEN` from [`Challenges`] (and,
+/// with `shared`, from the store behind it, as a node that did not place the challenge would).
+pub async fn start_http_responder(challenges: Arc<Challenges>, shared: bool) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -149,7 +150,11 @@ pub async fn start_http_responder(challenges: Arc<Challenges>) -> SocketAddr {
                 }
                 let head = String::from_utf8_lossy(&buf);
                 let path = head.split_whitespace().nth(1).unwrap_or("");
-                let answer = Challenges::http01_token(path).and_then(|t| challenges.http01(t));
+                let answer = match Challenges::http01_token(path) {
+                    Some(t) if shared => challenges.http01_shared(t).await,
+                    Some(t) => challenges.http01(t),
+                    None => None,
+                };
                 let resp = match answer {
                     Some(ka) => format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{ka}",
@@ -319,6 +324,15 @@ pub fn manager(
     challenges: Arc<Challenges>,
     node: &str,
 ) -> (Manager, mpsc::UnboundedReceiver<CertUpdate>) {
+    manager_with(config, store_dir, challenges, options(node))
+}
+
+pub fn manager_with(
+    config: AcmeConfig,
+    store_dir: &Path,
+    challenges: Arc<Challenges>,
+    options: Options,
+) -> (Manager, mpsc::UnboundedReceiver<CertUpdate>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let store = Arc::new(DirStore::open(store_dir).expect("store"));
     let m = Manager::new(
@@ -328,7 +342,7 @@ pub fn manager(
         Arc::new(move |u: &CertUpdate| {
             let _ = tx.send(u.clone());
         }),
-        options(node),
+        options,
     )
     .expect("manager");
     (m, rx)
