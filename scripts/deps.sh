@@ -3,7 +3,9 @@
 # Idempotent: packages already present are not reinstalled.
 set -euo pipefail
 
-PACKAGES=(build-essential pkg-config libssl-dev cmake perl curl openssl ca-certificates python3)
+# pebble: a real ACME CA (and pebble-challtestsrv as its DNS) for the rpaas-acme tests.
+PACKAGES=(build-essential pkg-config libssl-dev cmake perl curl openssl ca-certificates python3
+  python3-venv pebble)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -21,4 +23,15 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo not found; install Rust (rustup) first" >&2
   exit 1
+fi
+
+# sslyze checks the TLS profiles against Mozilla's configurations (crates/rpaas/tests/
+# tls_mozilla.rs). It lives in its own virtualenv; the tests find it at this path (or at
+# $RPAAS_SSLYZE).
+SSLYZE_VERSION=6.3.1
+SSLYZE_VENV="${RPAAS_TOOLS:-$HOME/.cache/rpaas}/sslyze"
+if ! "$SSLYZE_VENV/bin/sslyze" --help 2>/dev/null | grep -q "SSLyze version $SSLYZE_VERSION"; then
+  echo "installing sslyze $SSLYZE_VERSION into $SSLYZE_VENV"
+  /usr/bin/python3 -m venv "$SSLYZE_VENV"
+  "$SSLYZE_VENV/bin/pip" install -q "sslyze==$SSLYZE_VERSION"
 fi

@@ -1,6 +1,7 @@
 //! Just enough of a TLS ClientHello to explain a failed handshake: the record and hello
 //! versions, the `supported_versions` extension (TLS 1.3 clients list what they speak there)
-//! and the SNI. Reads only the first TLS record; a hello split over several records (rare,
+//! and the SNI; and the ALPN list, so an ACME TLS-ALPN-01 validation (`acme-tls/1`) can be
+//! told apart before the handshake. Reads only the first TLS record; a hello split over several records (rare,
 //! and never seen from agents) reports what the first one holds.
 
 /// TLS record header length.
@@ -15,12 +16,22 @@ pub struct ClientHelloInfo {
     pub sni: Option<String>,
     /// The versions the client offers, newest first, as wire values (0x0303 = TLS 1.2).
     pub versions: Vec<u16>,
+    /// The ALPN protocols offered, in the client's order (at most [`MAX_ALPN`]).
+    pub alpn: Vec<Vec<u8>>,
 }
+
+/// ALPN entries kept from one hello.
+pub const MAX_ALPN: usize = 16;
 
 impl ClientHelloInfo {
     /// Names of the offered versions, e.g. `["TLSv1.2", "TLSv1.1", "TLSv1"]`.
     pub fn version_names(&self) -> Vec<&'static str> {
         self.versions.iter().map(|v| version_name(*v)).collect()
+    }
+
+    /// Whether the client offered the ALPN protocol `proto` (e.g. `b"acme-tls/1"`).
+    pub fn offers_alpn(&self, proto: &[u8]) -> bool {
+        self.alpn.iter().any(|p| p == proto)
     }
 }
 
@@ -138,6 +149,7 @@ fn parse_hello(record: &[u8]) -> Option<ClientHelloInfo> {
             match ty {
                 0x0000 => info.sni = parse_sni(data),
                 0x002b => supported = parse_supported_versions(data),
+                0x0010 => info.alpn = parse_alpn(data).unwrap_or_default(),
                 _ => {}
             }
         }
@@ -174,6 +186,20 @@ fn parse_sni(data: &[u8]) -> Option<String> {
         }
     }
     None
+}
+
+fn parse_alpn(data: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut r = Reader { buf: data };
+    let list = r.vec16()?;
+    let mut l = Reader { buf: list };
+    let mut out = Vec::new();
+    while !l.buf.is_empty() && out.len() < MAX_ALPN {
+        let p = l.vec8()?;
+        if !p.is_empty() {
+            out.push(p.to_vec());
+        }
+    }
+    Some(out)
 }
 
 fn parse_supported_versions(data: &[u8]) -> Option<Vec<u16>> {

@@ -8,7 +8,10 @@ use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
-use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectAlternativeName};
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
+};
 use openssl::x509::{X509NameBuilder, X509};
 
 /// A CA that signs leaves.
@@ -24,6 +27,10 @@ pub struct LeafFiles {
     pub key: PathBuf,
 }
 
+fn rsa_key() -> PKey<Private> {
+    PKey::from_rsa(openssl::rsa::Rsa::generate(2048).expect("rsa keygen")).expect("pkey")
+}
+
 fn ec_key() -> PKey<Private> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("P-256");
     PKey::from_ec_key(EcKey::generate(&group).expect("keygen")).expect("pkey")
@@ -36,8 +43,17 @@ fn serial() -> openssl::asn1::Asn1Integer {
 }
 
 impl Ca {
+    /// An ECDSA P-256 CA (its leaves are signed `ecdsa-with-SHA256`).
     pub fn new(name: &str) -> Self {
-        let key = ec_key();
+        Self::with_key(name, ec_key())
+    }
+
+    /// An RSA 2048 CA (its leaves are signed `sha256WithRSAEncryption`).
+    pub fn new_rsa(name: &str) -> Self {
+        Self::with_key(name, rsa_key())
+    }
+
+    fn with_key(name: &str, key: PKey<Private>) -> Self {
         let mut n = X509NameBuilder::new().expect("name");
         n.append_entry_by_nid(Nid::COMMONNAME, name).expect("cn");
         let n = n.build();
@@ -62,6 +78,11 @@ impl Ca {
                 .expect("ku"),
         )
         .expect("ext");
+        // Key identifiers: strict verifiers (sslyze's, the CA/Browser profile) require them.
+        let ski = SubjectKeyIdentifier::new()
+            .build(&b.x509v3_context(None, None))
+            .expect("ski");
+        b.append_extension(ski).expect("ext");
         b.sign(&key, MessageDigest::sha256()).expect("sign");
         Self {
             cert: b.build(),
@@ -69,9 +90,17 @@ impl Ca {
         }
     }
 
-    /// Issues a leaf for `names` (DNS names or IP literals).
+    /// Issues an ECDSA P-256 leaf for `names` (DNS names or IP literals).
     pub fn leaf(&self, names: &[&str]) -> (X509, PKey<Private>) {
-        let key = ec_key();
+        self.leaf_with_key(names, ec_key())
+    }
+
+    /// Issues an RSA 2048 leaf for `names`.
+    pub fn leaf_rsa(&self, names: &[&str]) -> (X509, PKey<Private>) {
+        self.leaf_with_key(names, rsa_key())
+    }
+
+    fn leaf_with_key(&self, names: &[&str], key: PKey<Private>) -> (X509, PKey<Private>) {
         let mut n = X509NameBuilder::new().expect("name");
         n.append_entry_by_nid(Nid::COMMONNAME, names.first().copied().unwrap_or("leaf"))
             .expect("cn");
@@ -98,13 +127,40 @@ impl Ca {
             .build(&b.x509v3_context(Some(&self.cert), None))
             .expect("san");
         b.append_extension(san).expect("ext");
+        let aki = AuthorityKeyIdentifier::new()
+            .keyid(true)
+            .build(&b.x509v3_context(Some(&self.cert), None))
+            .expect("aki");
+        b.append_extension(aki).expect("ext");
+        let ski = SubjectKeyIdentifier::new()
+            .build(&b.x509v3_context(Some(&self.cert), None))
+            .expect("ski");
+        b.append_extension(ski).expect("ext");
+        let mut ku = KeyUsage::new();
+        ku.critical().digital_signature();
+        // RSA key exchange (the TLS_RSA_* suites of old clients) encrypts to the key.
+        if key.id() == openssl::pkey::Id::RSA {
+            ku.key_encipherment();
+        }
+        let ku = ku.build().expect("ku");
+        b.append_extension(ku).expect("ext");
+        b.append_extension(ExtendedKeyUsage::new().server_auth().build().expect("eku"))
+            .expect("ext");
         b.sign(&self.key, MessageDigest::sha256()).expect("sign");
         (b.build(), key)
     }
 
     /// Writes a leaf for `names` as `<stem>.pem` / `<stem>.key` in `dir`.
     pub fn write_leaf(&self, dir: &Path, stem: &str, names: &[&str]) -> LeafFiles {
-        let (cert, key) = self.leaf(names);
+        Self::write_pair(dir, stem, self.leaf(names))
+    }
+
+    /// Writes an RSA leaf for `names` as `<stem>.pem` / `<stem>.key` in `dir`.
+    pub fn write_leaf_rsa(&self, dir: &Path, stem: &str, names: &[&str]) -> LeafFiles {
+        Self::write_pair(dir, stem, self.leaf_rsa(names))
+    }
+
+    fn write_pair(dir: &Path, stem: &str, (cert, key): (X509, PKey<Private>)) -> LeafFiles {
         let files = LeafFiles {
             cert: dir.join(format!("{stem}.pem")),
             key: dir.join(format!("{stem}.key")),

@@ -57,7 +57,8 @@ fn tls13_supported_versions_wins_and_grease_dropped() {
         peek(&rec),
         Peeked::Hello(ClientHelloInfo {
             sni: None,
-            versions: vec![0x0304, 0x0303]
+            versions: vec![0x0304, 0x0303],
+            alpn: vec![],
         })
     );
 }
@@ -90,6 +91,47 @@ fn sni_with_odd_bytes_is_not_echoed() {
     let rec = hello(0x0303, Some("evil\r\nhost"), None);
     match peek(&rec) {
         Peeked::Hello(info) => assert_eq!(info.sni, None),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn alpn_offers_are_read() {
+    let mut rec = hello(0x0303, Some("a.example"), None);
+    // Append an ALPN extension (acme-tls/1, h2) to the hello built above.
+    let mut list = Vec::new();
+    for p in [&b"acme-tls/1"[..], b"h2"] {
+        list.push(p.len() as u8);
+        list.extend_from_slice(p);
+    }
+    let mut data = (list.len() as u16).to_be_bytes().to_vec();
+    data.extend_from_slice(&list);
+    let mut ext = 0x10u16.to_be_bytes().to_vec();
+    ext.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    ext.extend_from_slice(&data);
+    let grow = |rec: &mut Vec<u8>, at: usize, width: usize| {
+        let mut v = 0usize;
+        for b in &rec[at..at + width] {
+            v = (v << 8) | *b as usize;
+        }
+        let v = v + ext.len();
+        for i in 0..width {
+            rec[at + i] = (v >> (8 * (width - 1 - i))) as u8;
+        }
+    };
+    // Lengths to grow: record (2 bytes at 3), handshake (3 bytes at 6), extensions block.
+    let exts_at = 5 + 4 + 2 + 32 + 1 + 4 + 2;
+    grow(&mut rec, 3, 2);
+    grow(&mut rec, 6, 3);
+    grow(&mut rec, exts_at, 2);
+    rec.extend_from_slice(&ext);
+    match peek(&rec) {
+        Peeked::Hello(info) => {
+            assert_eq!(info.sni.as_deref(), Some("a.example"));
+            assert!(info.offers_alpn(b"acme-tls/1"));
+            assert!(info.offers_alpn(b"h2"));
+            assert!(!info.offers_alpn(b"http/1.1"));
+        }
         other => panic!("{other:?}"),
     }
 }
