@@ -10,8 +10,11 @@ use rpaas_ips::limits::{BanPolicy, Rate};
 use rpaas_ips::{Exclusion, Mode, Rule, Settings};
 use rpaas_policy::{PathPattern, TrafficClass};
 
-use crate::file::{FileInstanceIps, FileLimits, FileNodeIps};
 use crate::validate::Validator;
+use rpaas_spec::{InstanceIpsSpec, LimitsSpec, NodeIpsSpec};
+
+/// Login endpoints' rate per client when `[node.limits] login` is not set.
+pub(crate) const DEFAULT_LOGIN_RATE: &str = "20/1m";
 
 /// `[node.ips]`.
 #[derive(Debug, Clone)]
@@ -49,7 +52,7 @@ pub struct Limits {
 }
 
 impl Validator {
-    pub(crate) fn node_ips(&mut self, file: &Path, f: &FileNodeIps) -> NodeIps {
+    pub(crate) fn node_ips(&mut self, file: &Path, f: &NodeIpsSpec) -> NodeIps {
         let builtin = f.builtin.unwrap_or(true);
         let mut rules = Vec::new();
         if builtin {
@@ -128,9 +131,9 @@ impl Validator {
         }
     }
 
-    pub(crate) fn limits(&mut self, file: &Path, f: &FileLimits) -> Limits {
+    pub(crate) fn limits(&mut self, file: &Path, f: &LimitsSpec) -> Limits {
         let login = match f.login.as_deref() {
-            None => Rate::parse("20/1m").ok(),
+            None => Rate::parse(DEFAULT_LOGIN_RATE).ok(),
             Some("off") => None,
             Some(s) => self.rate(file, "node.limits.login", s),
         };
@@ -212,7 +215,7 @@ impl Validator {
         &mut self,
         file: &Path,
         key: &str,
-        f: &FileInstanceIps,
+        f: &InstanceIpsSpec,
         ids: &HashSet<u32>,
     ) -> Settings {
         let mode = match f.mode.as_deref() {

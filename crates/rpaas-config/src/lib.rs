@@ -1,15 +1,19 @@
-//! rpaas configuration. The TOML files (`rpaas.toml` plus `instances_dir/*.toml`) are read into
-//! the `File*` types of [`file`], then converted once into the validated types of this module
-//! ([`Config`], [`Listener`], [`Instance`]). Nothing downstream re-checks a value.
+//! rpaas configuration: the compile step from the spec (`rpaas-spec`, config as data) to the
+//! validated, typed config a node runs ([`Config`], [`Listener`], [`Instance`]), and the file
+//! source that reads a spec from `rpaas.toml` (or `.json`) plus `instances_dir/*.toml`
+//! ([`source`]). [`export`] turns a config back into its effective spec. Nothing downstream
+//! re-checks a value.
 //!
-//! Every problem is reported as a [`ConfigError`] naming the file, the key (e.g.
-//! `instance[1].upstream`) and the reason. This crate reads files but opens no sockets; building
-//! TLS material from the certificate files is the node's job.
+//! Every problem is reported as a [`ConfigError`] naming the source, the field path (e.g.
+//! `instance[1].upstream`) and the reason; all of them at once. This crate reads the files a
+//! spec names but resolves no names and opens no sockets; building TLS material from the
+//! certificate files is the node's job.
 #![forbid(unsafe_code)]
 
-mod file;
+mod export;
 mod ips;
 mod policy;
+pub mod source;
 mod tunnel;
 mod validate;
 
@@ -19,12 +23,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use export::export;
 pub use ipnet::IpNet;
 pub use ips::{BanAction, Limits, NodeIps};
 pub use rpaas_geoip::CountryCode;
 pub use rpaas_policy::{InstancePolicy, UnknownCountry};
+pub use rpaas_spec as spec;
+pub use source::{Document, Sourced};
 pub use tunnel::{TcpRelay, TunnelNode, UdpRelay, Via};
-pub use validate::{load, parse_cidr};
+pub use validate::{compile, load, parse_cidr};
 
 /// A secret value: never printed by `Debug`.
 #[derive(Clone, PartialEq, Eq)]
@@ -91,8 +98,10 @@ impl From<ConfigError> for ConfigErrors {
 /// The whole validated configuration of a node.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The main file it was read from.
+    /// The main file it was read from (or a label such as `store`).
     pub source: PathBuf,
+    /// The node part of the spec as written (paths absolute; no instances).
+    pub spec: rpaas_spec::Spec,
     pub node: Node,
     pub listeners: Vec<Listener>,
     pub instances: Vec<Instance>,
@@ -122,6 +131,8 @@ pub struct Node {
     pub header_timeout: Duration,
     /// Longest wait for each read of a request body.
     pub body_read_timeout: Duration,
+    /// How often upstream hostnames are resolved again.
+    pub resolve_interval: Duration,
     /// The `.mmdb` country database, if GeoIP is used.
     pub geoip_db: Option<PathBuf>,
     /// Countries every instance admits (instances add to it, classes replace it).
@@ -208,15 +219,36 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// An instance's origin.
+/// An instance's origin. A name is resolved by the node (and again periodically), not here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     pub tls: bool,
     /// Host as written in the URL (a name or an IP literal), lowercase.
     pub host: String,
     pub port: u16,
-    /// The address connected to, resolved when the config is loaded.
-    pub addr: SocketAddr,
+}
+
+impl Upstream {
+    /// The address, when the host is an IP literal.
+    pub fn literal(&self) -> Option<SocketAddr> {
+        self.host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, self.port))
+    }
+}
+
+/// Where an instance's certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSource {
+    /// None configured: a self-signed certificate made by the node (warned).
+    SelfSigned,
+    /// Certificate chain and key files, one pair per key type (ECDSA and RSA side by side).
+    Files(Vec<(PathBuf, PathBuf)>),
+    /// Obtained and renewed by ACME (`[acme]`).
+    Acme,
 }
 
 /// Per-instance timeouts.
@@ -244,9 +276,7 @@ pub struct Instance {
     pub id: String,
     /// Lowercase FQDNs; each belongs to exactly one instance.
     pub hostnames: Vec<String>,
-    /// Certificate chain and key files; `None` means "make a self-signed one at start".
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
+    pub cert: CertSource,
     pub upstream: Upstream,
     /// Host header and SNI sent upstream; `None` keeps the client's Host and uses the URL host
     /// as SNI.
@@ -265,6 +295,8 @@ pub struct Instance {
     /// The file this instance was read from, and its index among that file's `[[instance]]`s.
     pub source: PathBuf,
     pub position: usize,
+    /// The spec it was compiled from (paths absolute).
+    pub spec: rpaas_spec::InstanceSpec,
 }
 
 impl Instance {

@@ -10,9 +10,9 @@ use rpaas_policy::{
     RestrictionKind, TrafficClass, UnknownCountry,
 };
 
-use crate::file::{FileClass, FileInstance, FileNode, FileRestrict};
 use crate::validate::{parse_cidr, Validator};
 use crate::Node;
+use rpaas_spec::{ClassSpec, InstanceSpec, NetEntry, NodeSpec, RestrictSpec};
 
 const CLASS_NAMES: &str =
     "agent, deployment, control_center, web_control_center, api, portal, other";
@@ -39,7 +39,7 @@ impl Validator {
     }
 
     /// Parses the policy keys of `[node]` into `node`.
-    pub(crate) fn node_policy(&mut self, file: &Path, n: &FileNode, node: &mut Node) {
+    pub(crate) fn node_policy(&mut self, file: &Path, n: &NodeSpec, node: &mut Node) {
         node.geoip_db = n.geoip_db.as_deref().map(|p| self.resolve(p));
         if let Some(p) = &node.geoip_db {
             if !p.is_file() {
@@ -90,20 +90,25 @@ impl Validator {
         }
     }
 
-    /// Trusted/deny entries: CIDRs or names of `[node.networks]` lists.
+    /// Trusted/deny entries: CIDRs or names of `[node.networks]` lists (with optional notes).
     fn nets_or_names(
         &mut self,
         file: &Path,
         key: &str,
-        list: &[String],
+        list: &[NetEntry],
         node: &Node,
     ) -> Vec<IpNet> {
         let mut out = Vec::new();
-        for (i, s) in list.iter().enumerate() {
+        for (i, e) in list.iter().enumerate() {
+            let s = e.cidr();
             if let Some(named) = node.networks.get(s) {
                 out.extend(named.iter().copied());
                 continue;
             }
+            let ekey = match e {
+                NetEntry::Cidr(_) => format!("{key}[{i}]"),
+                NetEntry::Noted { .. } => format!("{key}[{i}].cidr"),
+            };
             match parse_cidr(s) {
                 Ok(n) => out.push(n),
                 Err(reason) => {
@@ -112,7 +117,16 @@ impl Validator {
                     } else {
                         reason
                     };
-                    self.err(file, format!("{key}[{i}]"), reason);
+                    self.err(file, ekey, reason);
+                }
+            }
+            if let NetEntry::Noted { note: Some(n), .. } = e {
+                if n.len() > 200 || n.chars().any(char::is_control) {
+                    self.err(
+                        file,
+                        format!("{key}[{i}].note"),
+                        "a note is at most 200 characters, without control characters",
+                    );
                 }
             }
         }
@@ -150,7 +164,7 @@ impl Validator {
         &mut self,
         file: &Path,
         key: &str,
-        c: &FileClass,
+        c: &ClassSpec,
         node: &Node,
     ) -> ClassOverride {
         let access = c.access.as_deref().and_then(|a| {
@@ -188,7 +202,7 @@ impl Validator {
         }
     }
 
-    fn secret(&mut self, file: &Path, key: &str, r: &FileRestrict) -> Option<String> {
+    fn secret(&mut self, file: &Path, key: &str, r: &RestrictSpec) -> Option<String> {
         match (&r.secret, &r.secret_file) {
             (Some(s), None) if !s.is_empty() => Some(s.clone()),
             (None, Some(f)) => {
@@ -234,7 +248,7 @@ impl Validator {
         }
     }
 
-    fn restriction(&mut self, file: &Path, key: &str, r: &FileRestrict) -> Option<Restriction> {
+    fn restriction(&mut self, file: &Path, key: &str, r: &RestrictSpec) -> Option<Restriction> {
         let name = match r.name.as_deref() {
             Some(n) if is_name(n) => n.to_string(),
             Some(n) => {
@@ -348,7 +362,7 @@ impl Validator {
         &mut self,
         file: &Path,
         key: &str,
-        f: &FileInstance,
+        f: &InstanceSpec,
         node: &Node,
     ) -> InstancePolicy {
         let deployment = match f.deployment.as_deref() {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use rpaas_policy::Access;
 
-use crate::file::{FileInstance, FileNode};
 use crate::validate::Validator;
+use rpaas_spec::{InstanceSpec, NodeSpec};
 
 /// `[node] tunnel = ...`: where connectors dial in.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,7 +91,7 @@ impl Validator {
         }
     }
 
-    pub(crate) fn tunnel_node(&mut self, file: &Path, n: &FileNode) -> Option<TunnelNode> {
+    pub(crate) fn tunnel_node(&mut self, file: &Path, n: &NodeSpec) -> Option<TunnelNode> {
         let address = match &n.tunnel {
             None => {
                 if n.tunnel_cert.is_some() || n.tunnel_key.is_some() {
@@ -174,7 +174,7 @@ impl Validator {
         &mut self,
         file: &Path,
         key: &str,
-        f: &FileInstance,
+        f: &InstanceSpec,
         tunnel: Option<&TunnelNode>,
     ) -> (Option<crate::Secret>, Vec<UdpRelay>, Vec<TcpRelay>) {
         let secret = match (&f.connector_secret, &f.connector_secret_file) {

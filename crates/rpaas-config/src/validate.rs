@@ -2,14 +2,16 @@
 //! a load fails if any was pushed, so `rpaas check` lists every problem at once.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::file::{FileConfig, FileDuration, FileInstance, FileInstances, FileListener, FileNode};
+use rpaas_spec::{DurationSpec, Files, InstanceSpec, ListenerSpec, NodeSpec};
+
+use crate::source::Document;
 use crate::{
-    ClientIpSource, Config, ConfigError, ConfigErrors, Instance, IpNet, Listener, LogTarget, Node,
-    Timeouts, TlsProfile, Upstream,
+    CertSource, ClientIpSource, Config, ConfigError, ConfigErrors, Instance, IpNet, Listener,
+    LogTarget, Node, Timeouts, TlsProfile, Upstream,
 };
 
 /// Automate holds requests open for minutes; 300 s is the floor the issue asks for.
@@ -17,90 +19,62 @@ const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Reads and validates the config at `path` (and its `instances_dir`).
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(path, "-", format!("cannot read file: {e}")))?;
-    let file: FileConfig = parse_toml(path, &text)?;
-    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let mut v = Validator {
-        errors: Vec::new(),
-        base,
-    };
-    let mut node = v.node(path, &file.node);
-    v.node_policy(path, &file.node, &mut node);
-    node.ips = v.node_ips(path, &file.node.ips);
-    node.limits = v.limits(path, &file.node.limits);
-    node.tunnel = v.tunnel_node(path, &file.node);
+    compile(&crate::source::read(path)?)
+}
+
+/// Validates a spec and builds the typed config: every problem at once, each with its source,
+/// field path and reason. Reads the files the spec names (certificates are checked to exist,
+/// secrets and rule files are read) but resolves no names and opens no sockets.
+pub fn compile(doc: &Document) -> Result<Config, ConfigErrors> {
+    let path = doc.source.as_path();
+    let spec = &doc.spec;
+    let mut v = Validator { errors: Vec::new() };
+    let mut node = v.node(path, &spec.node);
+    v.node_policy(path, &spec.node, &mut node);
+    node.ips = v.node_ips(path, &spec.node.ips);
+    node.limits = v.limits(path, &spec.node.limits);
+    node.tunnel = v.tunnel_node(path, &spec.node);
     let rule_ids: std::collections::HashSet<u32> = node.ips.rules.iter().map(|r| r.id).collect();
-    let listeners: Vec<Listener> = file
+    let listeners: Vec<Listener> = spec
         .listener
         .iter()
         .enumerate()
         .filter_map(|(i, l)| v.listener(path, i, l))
         .collect();
-    if file.listener.is_empty() {
+    if spec.listener.is_empty() {
         v.err(path, "listener", "at least one [[listener]] is required");
-    }
-
-    let mut instance_files: Vec<(PathBuf, Vec<FileInstance>)> =
-        vec![(path.to_path_buf(), file.instance)];
-    if let Some(dir) = &file.node.instances_dir {
-        let dir = v.resolve(dir);
-        match std::fs::read_dir(&dir) {
-            Ok(entries) => {
-                let mut files: Vec<PathBuf> = entries
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                    .collect();
-                files.sort();
-                for f in files {
-                    match std::fs::read_to_string(&f) {
-                        Ok(text) => match parse_toml::<FileInstances>(&f, &text) {
-                            Ok(fi) => instance_files.push((f, fi.instance)),
-                            Err(e) => v.errors.extend(e.0),
-                        },
-                        Err(e) => v.err(&f, "-", format!("cannot read file: {e}")),
-                    }
-                }
-            }
-            Err(e) => v.err(
-                path,
-                "node.instances_dir",
-                format!("cannot read directory {}: {e}", dir.display()),
-            ),
-        }
     }
 
     let mut instances = Vec::new();
     let mut ids: HashMap<String, PathBuf> = HashMap::new();
     let mut hosts: HashMap<String, String> = HashMap::new();
-    for (file, list) in &instance_files {
-        for (i, fi) in list.iter().enumerate() {
-            let Some(inst) = v.instance(file, i, fi, &node, &rule_ids) else {
-                continue;
-            };
-            let key = format!("instance[{i}]");
-            if let Some(prev) = ids.insert(inst.id.clone(), file.clone()) {
+    for si in &doc.instances {
+        let (file, i) = (si.source.as_path(), si.position);
+        let Some(inst) = v.instance(file, i, &si.spec, &node, &rule_ids) else {
+            continue;
+        };
+        let key = format!("instance[{i}]");
+        if let Some(prev) = ids.insert(inst.id.clone(), file.to_path_buf()) {
+            v.err(
+                file,
+                format!("{key}.id"),
+                format!(
+                    "instance id {:?} is already used in {}",
+                    inst.id,
+                    prev.display()
+                ),
+            );
+        }
+        for h in &inst.hostnames {
+            if let Some(owner) = hosts.insert(h.clone(), inst.id.clone()) {
                 v.err(
                     file,
-                    format!("{key}.id"),
-                    format!(
-                        "instance id {:?} is already used in {}",
-                        inst.id,
-                        prev.display()
-                    ),
+                    format!("{key}.hostnames"),
+                    format!("hostname {h:?} is already claimed by instance {owner:?}"),
                 );
             }
-            for h in &inst.hostnames {
-                if let Some(owner) = hosts.insert(h.clone(), inst.id.clone()) {
-                    v.err(
-                        file,
-                        format!("{key}.hostnames"),
-                        format!("hostname {h:?} is already claimed by instance {owner:?}"),
-                    );
-                }
-            }
-            instances.push(inst);
         }
+        instances.push(inst);
     }
     for (i, l) in listeners.iter().enumerate() {
         if let Some(h) = &l.default_host {
@@ -161,32 +135,19 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     if !v.errors.is_empty() {
         return Err(ConfigErrors(v.errors));
     }
+    let mut node_spec = spec.clone();
+    node_spec.instance.clear();
     Ok(Config {
         source: path.to_path_buf(),
+        spec: node_spec,
         node,
         listeners,
         instances,
     })
 }
 
-fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigErrors> {
-    let de = toml::Deserializer::new(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        let inner = e.into_inner();
-        let mut reason = inner.message().to_string();
-        if let Some(span) = inner.span() {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            reason = format!("{reason} (line {line})");
-        }
-        let key = if key == "." { "-".to_string() } else { key };
-        ConfigError::new(path, key, reason).into()
-    })
-}
-
 pub(crate) struct Validator {
     pub(crate) errors: Vec<ConfigError>,
-    base: PathBuf,
 }
 
 impl Validator {
@@ -194,30 +155,27 @@ impl Validator {
         self.errors.push(ConfigError::new(file, key, reason));
     }
 
+    /// Paths were made absolute where the spec was read (`source`); a spec from elsewhere
+    /// (the API, the store) names absolute paths.
     pub(crate) fn resolve(&self, p: &str) -> PathBuf {
-        let p = Path::new(p);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base.join(p)
-        }
+        PathBuf::from(p)
     }
 
     pub(crate) fn duration(
         &mut self,
         file: &Path,
         key: &str,
-        d: &Option<FileDuration>,
+        d: &Option<DurationSpec>,
         default: Duration,
     ) -> Duration {
         match d {
             None => default,
-            Some(FileDuration::Seconds(s)) if *s > 0 => Duration::from_secs(*s as u64),
-            Some(FileDuration::Seconds(s)) => {
+            Some(DurationSpec::Seconds(s)) if *s > 0 => Duration::from_secs(*s as u64),
+            Some(DurationSpec::Seconds(s)) => {
                 self.err(file, key, format!("must be positive, got {s}"));
                 default
             }
-            Some(FileDuration::Text(t)) => match humantime::parse_duration(t) {
+            Some(DurationSpec::Text(t)) => match humantime::parse_duration(t) {
                 Ok(d) if !d.is_zero() => d,
                 Ok(_) => {
                     self.err(file, key, "must be positive");
@@ -251,7 +209,7 @@ impl Validator {
         out
     }
 
-    fn node(&mut self, file: &Path, n: &FileNode) -> Node {
+    fn node(&mut self, file: &Path, n: &NodeSpec) -> Node {
         let admin = match &n.admin {
             None => None,
             Some(a) => match a.parse::<SocketAddr>() {
@@ -361,6 +319,12 @@ impl Validator {
                 &n.body_read_timeout,
                 Duration::from_secs(60),
             ),
+            resolve_interval: self.duration(
+                file,
+                "node.resolve_interval",
+                &n.resolve_interval,
+                Duration::from_secs(30),
+            ),
             geoip_db: None,
             default_countries: Vec::new(),
             unknown_country: rpaas_policy::UnknownCountry::Deny,
@@ -384,7 +348,7 @@ impl Validator {
         }
     }
 
-    fn listener(&mut self, file: &Path, i: usize, l: &FileListener) -> Option<Listener> {
+    fn listener(&mut self, file: &Path, i: usize, l: &ListenerSpec) -> Option<Listener> {
         let key = format!("listener[{i}]");
         let before = self.errors.len();
         let address = match l.address.as_deref() {
@@ -472,7 +436,7 @@ impl Validator {
         &mut self,
         file: &Path,
         i: usize,
-        f: &FileInstance,
+        f: &InstanceSpec,
         node: &Node,
         rule_ids: &std::collections::HashSet<u32>,
     ) -> Option<Instance> {
@@ -525,24 +489,7 @@ impl Validator {
                 hostnames.push(lower);
             }
         }
-        let cert = f.cert.as_deref().map(|p| self.resolve(p));
-        let keyf = f.key.as_deref().map(|p| self.resolve(p));
-        match (&cert, &keyf) {
-            (Some(_), None) => self.err(file, format!("{key}.key"), "cert is set but key is not"),
-            (None, Some(_)) => self.err(file, format!("{key}.cert"), "key is set but cert is not"),
-            _ => {}
-        }
-        for (name, p) in [("cert", &cert), ("key", &keyf)] {
-            if let Some(p) = p {
-                if !p.is_file() {
-                    self.err(
-                        file,
-                        format!("{key}.{name}"),
-                        format!("file {} does not exist", p.display()),
-                    );
-                }
-            }
-        }
+        let cert = self.cert_source(file, &key, f);
         let upstream = match f.upstream.as_deref() {
             None => {
                 self.err(file, format!("{key}.upstream"), "is required");
@@ -640,7 +587,6 @@ impl Validator {
             id,
             hostnames,
             cert,
-            key: keyf,
             upstream: upstream?,
             upstream_host,
             upstream_ca,
@@ -651,7 +597,71 @@ impl Validator {
             hsts,
             source: file.to_path_buf(),
             position: i,
+            spec: f.clone(),
         })
+    }
+}
+
+impl Validator {
+    /// `cert`/`key`: absent (self-signed), `"acme"`, one file each, or lists of the same length
+    /// (ECDSA and RSA side by side).
+    fn cert_source(&mut self, file: &Path, key: &str, f: &InstanceSpec) -> CertSource {
+        let acme = matches!(&f.cert, Some(Files::One(c)) if c == "acme");
+        match (&f.cert, &f.key) {
+            (None, None) => CertSource::SelfSigned,
+            (Some(_), _) if acme => {
+                if f.key.is_some() {
+                    self.err(
+                        file,
+                        format!("{key}.key"),
+                        "cert = \"acme\" takes no key: the node makes and keeps its own",
+                    );
+                }
+                CertSource::Acme
+            }
+            (Some(_), None) => {
+                self.err(file, format!("{key}.key"), "cert is set but key is not");
+                CertSource::SelfSigned
+            }
+            (None, Some(_)) => {
+                self.err(file, format!("{key}.cert"), "key is set but cert is not");
+                CertSource::SelfSigned
+            }
+            (Some(c), Some(k)) => {
+                let (c, k) = (c.list(), k.list());
+                if c.len() != k.len() || c.is_empty() {
+                    self.err(
+                        file,
+                        format!("{key}.key"),
+                        format!(
+                            "{} certificate file(s) but {} key file(s): list one key per certificate, in the same order",
+                            c.len(),
+                            k.len()
+                        ),
+                    );
+                    return CertSource::SelfSigned;
+                }
+                let mut pairs = Vec::new();
+                for (i, (c, k)) in c.iter().zip(&k).enumerate() {
+                    let suffix = if matches!(f.cert, Some(Files::Many(_))) {
+                        format!("[{i}]")
+                    } else {
+                        String::new()
+                    };
+                    for (name, p) in [("cert", c), ("key", k)] {
+                        if !Path::new(p).is_file() {
+                            self.err(
+                                file,
+                                format!("{key}.{name}{suffix}"),
+                                format!("file {p} does not exist"),
+                            );
+                        }
+                    }
+                    pairs.push((self.resolve(c), self.resolve(k)));
+                }
+                CertSource::Files(pairs)
+            }
+        }
     }
 }
 
@@ -730,23 +740,8 @@ fn parse_upstream(u: &str) -> Result<Upstream, String> {
         return Err(format!("{u:?}: port 0 is not allowed"));
     }
     let host = host.to_ascii_lowercase();
-    let addr = match host.parse::<IpAddr>() {
-        Ok(ip) => SocketAddr::new(ip, port),
-        Err(_) => {
-            if !is_hostname(&host) {
-                return Err(format!("{u:?}: {host:?} is not a hostname or IP address"));
-            }
-            (host.as_str(), port)
-                .to_socket_addrs()
-                .map_err(|e| format!("cannot resolve {host:?}: {e}"))?
-                .next()
-                .ok_or_else(|| format!("{host:?} resolves to no address"))?
-        }
-    };
-    Ok(Upstream {
-        tls,
-        host,
-        port,
-        addr,
-    })
+    if host.parse::<IpAddr>().is_err() && !is_hostname(&host) {
+        return Err(format!("{u:?}: {host:?} is not a hostname or IP address"));
+    }
+    Ok(Upstream { tls, host, port })
 }

@@ -125,6 +125,22 @@ impl Limiter {
         }
     }
 
+    /// Whether [`Limiter::allow`] would let the client through now, without taking a token
+    /// (`rpaas explain` against a running node).
+    pub fn peek(&self, ip: IpAddr, bucket: &'static str, rate: Rate, now: Instant) -> bool {
+        let key = (client_key(ip), bucket);
+        let Ok(map) = self.shards[shard_of(&key)].lock() else {
+            return true;
+        };
+        match map.get(&key) {
+            None => rate.burst >= 1.0,
+            Some(b) => {
+                let refill = now.saturating_duration_since(b.last).as_secs_f64() * rate.per_sec;
+                (b.tokens + refill).min(rate.burst) >= 1.0
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.shards
             .iter()

@@ -1,31 +1,101 @@
-//! The admin endpoint: `/healthz` (JSON) and `/metrics` (Prometheus text). Plain HTTP, meant
-//! for loopback or a management network.
+//! The admin endpoint: `/healthz` (JSON), `/metrics` (Prometheus text) and `POST /explain`
+//! (the live node's answer for a request: the admission core with this node's bans and rate
+//! limits, nothing consumed). Plain HTTP, meant for loopback or a management network.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
+use serde::Deserialize;
 
-use crate::Shared;
+use crate::state::Shared;
 
 pub struct Admin {
     pub shared: Arc<Shared>,
+}
+
+/// `POST /explain` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainRequest {
+    /// The FQDN asked for (Host and, unless `sni` says otherwise, SNI).
+    pub host: String,
+    pub ip: IpAddr,
+    #[serde(default = "get")]
+    pub method: String,
+    pub target: String,
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// The TLS name, when it differs from `host` (`""`: none).
+    #[serde(default)]
+    pub sni: Option<String>,
+    #[serde(default)]
+    pub listener: usize,
+    /// A request body to judge (its type in `headers`).
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+/// Answers an explain request against the running node.
+pub fn explain_live(shared: &Shared, q: &ExplainRequest) -> rpaas_admission::Explanation {
+    let snap = shared.snapshot.load_full();
+    let mut headers: Vec<(String, String)> = q
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    if !headers.iter().any(|(k, _)| k == "host") {
+        headers.push(("host".into(), q.host.clone()));
+    }
+    let sni = match &q.sni {
+        Some(s) if s.is_empty() => None,
+        Some(s) => Some(s.to_ascii_lowercase()),
+        None => Some(q.host.trim_end_matches('.').to_ascii_lowercase()),
+    };
+    let authority = headers
+        .iter()
+        .find(|(k, _)| k == "host")
+        .map(|(_, v)| v.clone());
+    rpaas_admission::explain(
+        &snap.policy,
+        &rpaas_admission::Conn {
+            listener: q.listener,
+            peer: q.ip,
+            sni: sni.as_deref(),
+        },
+        &rpaas_admission::Head {
+            method: &q.method,
+            target: q.target.as_bytes(),
+            authority: authority.as_deref(),
+            headers: &headers,
+        },
+        &crate::gates::Peek(shared),
+        q.body.as_deref().map(str::as_bytes),
+        Instant::now(),
+    )
 }
 
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path().to_string();
-        let (status, ctype, body) = match path.as_str() {
-            "/healthz" => {
+        let method = session.req_header().method.clone();
+        let (status, ctype, body) = match (method.as_str(), path.as_str()) {
+            (_, "/healthz") => {
                 let snap = self.shared.snapshot.load();
                 let body = serde_json::json!({
                     "status": "ok",
                     "generation": snap.generation,
                     "instances": snap.instances.iter().map(|i| i.cfg.id.clone()).collect::<Vec<_>>(),
-                    "open_connections": crate::open_connections(&self.shared),
+                    "open_connections": self.shared.open_connections(),
                     "tunnels": snap
                         .instances
                         .iter()
@@ -38,14 +108,37 @@ impl ServeHttp for Admin {
                 });
                 (200, "application/json", body.to_string().into_bytes())
             }
-            "/metrics" => {
-                let banned = self.shared.bans.banned_count(std::time::Instant::now());
+            (_, "/metrics") => {
+                let banned = self.shared.bans.banned_count(Instant::now());
                 self.shared.metrics.banned_clients.set(banned as i64);
                 (
                     200,
                     "text/plain; version=0.0.4",
                     self.shared.metrics.render(),
                 )
+            }
+            ("POST", "/explain") => {
+                let mut raw = Vec::new();
+                while let Ok(Some(chunk)) = session.read_request_body().await {
+                    raw.extend_from_slice(&chunk);
+                    if raw.len() > 1 << 20 {
+                        break;
+                    }
+                }
+                match serde_json::from_slice::<ExplainRequest>(&raw) {
+                    Ok(q) => {
+                        let e = explain_live(&self.shared, &q);
+                        let body = serde_json::to_vec(&e).unwrap_or_default();
+                        (200, "application/json", body)
+                    }
+                    Err(e) => (
+                        400,
+                        "application/json",
+                        serde_json::json!({"errors": [{"field": "-", "reason": e.to_string()}]})
+                            .to_string()
+                            .into_bytes(),
+                    ),
+                }
             }
             _ => (404, "text/plain", b"not found\n".to_vec()),
         };

@@ -1,44 +1,30 @@
-//! The IPS in the request path: bans and rate limits (process-wide state that survives
-//! reloads), head inspection in `request_filter`, bounded body inspection that holds the
-//! first bytes back until they are judged, and leakage inspection of error responses.
-
-use std::net::IpAddr;
-use std::time::Instant;
+//! The IPS glue in the request path: the body the admission core asked to judge is held back
+//! until its first `body_limit` bytes (or the end) arrived, then judged by
+//! [`rpaas_admission::judge_body`] and released only if it passes; error responses are held
+//! and checked for leakage.
 
 use bytes::{Bytes, BytesMut};
-use pingora::http::{RequestHeader, ResponseHeader};
-use rpaas_config::BanAction;
-use rpaas_ips::{inspect, inspect_response, Mode, Outcome, RequestData, Scope, Verdict};
+use pingora::http::ResponseHeader;
+use rpaas_admission::{judge_body, BodyPlan, Reason};
+use rpaas_ips::{inspect_response, Mode, Outcome, Verdict};
 use rpaas_policy::TrafficClass;
 
 use crate::snapshot::{InstanceRt, Snapshot};
-use crate::Shared;
-
-/// What the client gets when a gate refuses it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Gate {
-    Pass,
-    Refuse(u16, String),
-    /// Close the connection without an answer (banned, `ban_action = "close"`).
-    Close,
-}
-
-/// Login endpoints (canonical paths), rate limited per client (CVE-2020-15027 and password
-/// guessing). POST only, except the SOAP Control Center which takes any method.
-const LOGIN_PATHS: &[&str] = &[
-    "/cwa/api/v1/apitoken",
-    "/wcc2/home/login",
-    "/automate/login",
-    "/automate/api/login",
-];
+use crate::state::Shared;
 
 /// Per-request IPS state.
 #[derive(Default)]
 pub struct IpsState {
+    /// What the IPS found so far (head, then body).
     pub outcome: Option<Outcome>,
-    data: Option<RequestData>,
-    body: Option<Held>,
+    body: Option<HeldBody>,
     response: Option<Held>,
+}
+
+struct HeldBody {
+    plan: BodyPlan,
+    buf: BytesMut,
+    done: bool,
 }
 
 struct Held {
@@ -49,6 +35,19 @@ struct Held {
 }
 
 impl IpsState {
+    /// From the admission decision: the head's findings and the body to judge, if any.
+    pub fn new(outcome: Option<Outcome>, plan: Option<BodyPlan>) -> Self {
+        Self {
+            outcome,
+            body: plan.map(|plan| HeldBody {
+                plan,
+                buf: BytesMut::new(),
+                done: false,
+            }),
+            response: None,
+        }
+    }
+
     /// Rule ids that matched, for the log line.
     pub fn rule_ids(&self) -> String {
         self.outcome
@@ -68,104 +67,9 @@ impl IpsState {
     }
 }
 
-/// Refuses banned clients. Trusted networks are never banned.
-pub fn check_ban(
-    shared: &Shared,
-    snap: &Snapshot,
-    client: IpAddr,
-    trusted: bool,
-    now: Instant,
-) -> Gate {
-    if trusted || shared.bans.banned(client, now).is_none() {
-        return Gate::Pass;
-    }
-    match snap.config.node.limits.ban_action {
-        BanAction::Forbidden => Gate::Refuse(403, "ban".into()),
-        BanAction::Close => Gate::Close,
-    }
-}
-
-/// Counts a blocked request towards a ban.
-pub fn strike(
-    shared: &Shared,
-    snap: &Snapshot,
-    inst: &InstanceRt,
-    client: IpAddr,
-    trusted: bool,
-    now: Instant,
-) {
-    let Some(policy) = snap.config.node.limits.ban else {
-        return;
-    };
-    if trusted {
-        return;
-    }
-    if shared.bans.strike(client, &policy, now) {
-        crate::metrics::inc(&shared.metrics.bans, &[inst.cfg.id.as_str()]);
-        tracing::warn!(
-            target: "rpaas::ips",
-            event = "banned",
-            instance = %inst.cfg.id,
-            client_ip = %client,
-            seconds = policy.duration.as_secs(),
-            "client banned after repeated blocked requests"
-        );
-    }
-}
-
-/// Token buckets: login endpoints, then the class's own rate, if configured.
-#[allow(clippy::too_many_arguments)]
-pub fn check_rate(
-    shared: &Shared,
-    snap: &Snapshot,
-    inst: &InstanceRt,
-    client: IpAddr,
-    trusted: bool,
-    class: TrafficClass,
-    path: &str,
-    method: &str,
-    now: Instant,
-) -> Gate {
-    if trusted {
-        return Gate::Pass;
-    }
-    let limits = &snap.config.node.limits;
-    let login = (method == "POST" && LOGIN_PATHS.contains(&path))
-        || (class == TrafficClass::ControlCenter
-            && path.starts_with("/labtech/controlcenter.asmx"));
-    if login {
-        if let Some(rate) = limits.login {
-            if !shared.limiter.allow(client, "login", rate, now) {
-                crate::metrics::inc(
-                    &shared.metrics.rate_limited,
-                    &[inst.cfg.id.as_str(), "login"],
-                );
-                return Gate::Refuse(429, "rate:login".into());
-            }
-        }
-    }
-    if let Some((_, rate)) = limits.classes.iter().find(|(c, _)| *c == class) {
-        if !shared.limiter.allow(client, class.as_str(), *rate, now) {
-            crate::metrics::inc(
-                &shared.metrics.rate_limited,
-                &[inst.cfg.id.as_str(), class.as_str()],
-            );
-            return Gate::Refuse(429, format!("rate:{class}"));
-        }
-    }
-    Gate::Pass
-}
-
-fn inspectable(content_type: &str) -> bool {
-    let ct = content_type.to_ascii_lowercase();
-    ct.starts_with("application/x-www-form-urlencoded")
-        || ct.starts_with("multipart/form-data")
-        || ct.contains("json")
-        || ct.contains("xml")
-        || ct.starts_with("text/")
-}
-
-fn record(shared: &Shared, inst: &InstanceRt, o: &Outcome) {
+/// Counts the matches of an outcome by rule and action (rule ids come from the loaded rules:
+/// a bounded set).
+pub fn record(shared: &Shared, inst: &InstanceRt, o: &Outcome) {
     let action = match o.verdict {
         Verdict::Block => "block",
         Verdict::Detected => "detect",
@@ -179,95 +83,41 @@ fn record(shared: &Shared, inst: &InstanceRt, o: &Outcome) {
     }
 }
 
-fn verdict_gate(o: &Outcome) -> Gate {
-    match (o.verdict, o.rule) {
-        (Verdict::Block, Some(id)) => Gate::Refuse(403, format!("ips:{id}")),
-        _ => Gate::Pass,
-    }
-}
-
-/// Inspects the request head; arms body inspection for classes whose bodies are read.
-#[allow(clippy::too_many_arguments)]
-pub fn inspect_head(
-    shared: &Shared,
-    snap: &Snapshot,
-    inst: &InstanceRt,
-    state: &mut IpsState,
-    req: &RequestHeader,
-    target: &str,
-    path: &str,
-    class: TrafficClass,
-) -> Gate {
-    if inst.cfg.ips.mode == Mode::Off {
-        return Gate::Pass;
-    }
-    let headers = req
-        .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
-    let data = RequestData::new(req.method.as_str(), path, target, headers, class);
-    let o = inspect(&snap.ips, &inst.cfg.ips, &data, Scope::Head);
-    record(shared, inst, &o);
-    let gate = verdict_gate(&o);
-    let opaque = matches!(class, TrafficClass::Agent | TrafficClass::Deployment);
-    let content_type = data.header("content-type").unwrap_or("").to_string();
-    let limit = snap.config.node.ips.body_limit;
-    if gate == Gate::Pass && !opaque && limit > 0 && inspectable(&content_type) {
-        state.body = Some(Held {
-            buf: BytesMut::new(),
-            limit,
-            content_type,
-            done: false,
-        });
-        state.data = Some(data);
-    }
-    state.outcome = Some(o);
-    gate
-}
-
 /// One request body chunk. Holds bytes back until `limit` bytes or the end have arrived,
 /// then judges them; the held bytes are released only if they pass.
 pub fn body_chunk(
     shared: &Shared,
     snap: &Snapshot,
-    inst: &InstanceRt,
+    instance: usize,
     state: &mut IpsState,
     body: &mut Option<Bytes>,
     end_of_stream: bool,
-) -> Gate {
-    let Some(held) = state.body.as_mut() else {
-        return Gate::Pass;
-    };
+) -> Option<Reason> {
+    let held = state.body.as_mut()?;
     if held.done {
-        return Gate::Pass;
+        return None;
     }
     if let Some(b) = body.take() {
         held.buf.extend_from_slice(&b);
     }
-    if held.buf.len() < held.limit && !end_of_stream {
+    if held.buf.len() < held.plan.limit && !end_of_stream {
         // Hold back with an empty chunk: Pingora reads a `None` body as the end of the
         // request body and would finish the upstream request early.
         *body = Some(Bytes::new());
-        return Gate::Pass;
+        return None;
     }
     held.done = true;
     let buf = std::mem::take(&mut held.buf).freeze();
-    let judged = buf.slice(..buf.len().min(held.limit));
-    let mut gate = Gate::Pass;
-    if let Some(data) = state.data.as_mut() {
-        data.set_body(&held.content_type, &judged);
-        let o = inspect(&snap.ips, &inst.cfg.ips, data, Scope::Body);
-        let mut all = state.outcome.take().unwrap_or_else(Outcome::pass);
-        all.merge(o, &inst.cfg.ips);
+    let mut all = state.outcome.take().unwrap_or_else(Outcome::pass);
+    let refused = judge_body(&snap.policy, instance, &mut held.plan, &mut all, &buf);
+    if let Some(inst) = snap.instances.get(instance) {
         record(shared, inst, &all);
-        gate = verdict_gate(&all);
-        state.outcome = Some(all);
     }
-    state.data = None;
-    if gate == Gate::Pass {
+    state.outcome = Some(all);
+    if refused.is_none() {
         *body = Some(buf);
     }
-    gate
+    refused
 }
 
 /// Arms leakage inspection for an error response with a text body. Its length is dropped so
@@ -278,7 +128,7 @@ pub fn response_start(
     state: &mut IpsState,
     resp: &mut ResponseHeader,
 ) {
-    let limit = snap.config.node.ips.response_limit;
+    let limit = snap.config().node.ips.response_limit;
     if inst.cfg.ips.mode == Mode::Off || limit == 0 || resp.status.as_u16() < 400 {
         return;
     }
@@ -314,7 +164,7 @@ pub fn response_chunk(
     request_id: &str,
     body: &mut Option<Bytes>,
     end_of_stream: bool,
-) -> Option<String> {
+) -> Option<Reason> {
     let held = state.response.as_mut()?;
     if held.done {
         return None;
@@ -330,7 +180,7 @@ pub fn response_chunk(
     let text = String::from_utf8_lossy(&buf[..buf.len().min(held.limit)]).into_owned();
     let headers = vec![("content-type".to_string(), held.content_type.clone())];
     let o = inspect_response(
-        &snap.ips,
+        &snap.policy.ips,
         &inst.cfg.ips,
         class,
         method,
@@ -340,7 +190,7 @@ pub fn response_chunk(
     );
     record(shared, inst, &o);
     let blocked = match (o.verdict, o.rule) {
-        (Verdict::Block, Some(id)) => Some(format!("ips:{id}")),
+        (Verdict::Block, Some(id)) => Some(Reason::Ips(id)),
         _ => None,
     };
     match &blocked {

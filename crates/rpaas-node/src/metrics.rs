@@ -1,5 +1,10 @@
 //! Prometheus metrics of one node, in a registry of its own (not the global one) so tests can
 //! run several nodes in a process.
+//!
+//! Every label has a fixed, documented value set (docs/node.md "Metrics"): instance ids and
+//! restriction names come from the config, rule ids from the loaded rules, countries are ISO
+//! codes, methods are [`rpaas_policy::method_label`]ed, statuses are three digits. No value a
+//! client chose (a method token, a path, a host, a header) ever becomes a label value.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -239,5 +244,85 @@ pub fn observe(h: &HistogramVec, labels: &[&str], v: f64) {
 pub fn set(g: &IntGaugeVec, labels: &[&str], v: i64) {
     if let Ok(m) = g.get_metric_with_label_values(labels) {
         m.set(v);
+    }
+}
+
+/// A response status as a label: the code when it is 100-599, `0` for no response, else
+/// `other` (an origin can send any three digits).
+pub fn status_label(status: u16) -> &'static str {
+    match status {
+        0 => "0",
+        100..=599 => STATUS_TEXT[(status - 100) as usize],
+        _ => "other",
+    }
+}
+
+/// The three-digit codes 100-599, as text.
+const STATUS_TEXT: [&str; 500] = status_text();
+
+const fn status_text() -> [&'static str; 500] {
+    const ALL: &str = ALL_CODES;
+    let mut t = [""; 500];
+    let mut i = 0;
+    while i < 500 {
+        let (_, rest) = ALL.as_bytes().split_at(i * 3);
+        let (code, _) = rest.split_at(3);
+        t[i] = match std::str::from_utf8(code) {
+            Ok(s) => s,
+            Err(_) => "other",
+        };
+        i += 1;
+    }
+    t
+}
+
+const ALL_CODES: &str = concat!(
+    "100101102103104105106107108109110111112113114115116117118119",
+    "120121122123124125126127128129130131132133134135136137138139",
+    "140141142143144145146147148149150151152153154155156157158159",
+    "160161162163164165166167168169170171172173174175176177178179",
+    "180181182183184185186187188189190191192193194195196197198199",
+    "200201202203204205206207208209210211212213214215216217218219",
+    "220221222223224225226227228229230231232233234235236237238239",
+    "240241242243244245246247248249250251252253254255256257258259",
+    "260261262263264265266267268269270271272273274275276277278279",
+    "280281282283284285286287288289290291292293294295296297298299",
+    "300301302303304305306307308309310311312313314315316317318319",
+    "320321322323324325326327328329330331332333334335336337338339",
+    "340341342343344345346347348349350351352353354355356357358359",
+    "360361362363364365366367368369370371372373374375376377378379",
+    "380381382383384385386387388389390391392393394395396397398399",
+    "400401402403404405406407408409410411412413414415416417418419",
+    "420421422423424425426427428429430431432433434435436437438439",
+    "440441442443444445446447448449450451452453454455456457458459",
+    "460461462463464465466467468469470471472473474475476477478479",
+    "480481482483484485486487488489490491492493494495496497498499",
+    "500501502503504505506507508509510511512513514515516517518519",
+    "520521522523524525526527528529530531532533534535536537538539",
+    "540541542543544545546547548549550551552553554555556557558559",
+    "560561562563564565566567568569570571572573574575576577578579",
+    "580581582583584585586587588589590591592593594595596597598599",
+);
+
+/// An upstream error kind as a label (a fixed set).
+pub fn error_kind(e: &pingora::ErrorType) -> &'static str {
+    use pingora::ErrorType as E;
+    match e {
+        E::ConnectTimedout => "connect_timeout",
+        E::ConnectRefused => "connect_refused",
+        E::ConnectNoRoute => "connect_no_route",
+        E::ConnectError | E::BindError | E::SocketError => "connect_error",
+        E::TLSHandshakeFailure | E::TLSHandshakeTimedout | E::InvalidCert | E::HandshakeError => {
+            "tls"
+        }
+        E::ReadTimedout => "read_timeout",
+        E::WriteTimedout => "write_timeout",
+        E::ReadError => "read_error",
+        E::WriteError => "write_error",
+        E::ConnectionClosed => "closed",
+        E::InvalidHTTPHeader | E::H1Error | E::H2Error | E::H2Downgrade | E::InvalidH2 => {
+            "protocol"
+        }
+        _ => "other",
     }
 }

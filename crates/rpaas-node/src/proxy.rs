@@ -1,8 +1,10 @@
-//! The Pingora phases for one listener: pick the instance by Host (checked against the SNI),
-//! work out the client address, refuse what never reaches an origin, forward with our own
-//! `X-Forwarded-*` headers, harden the response, log one line.
+//! The Pingora phases for one listener. `request_filter` asks the admission core
+//! (`rpaas-admission`, the same function `rpaas explain` calls) and acts on its decision:
+//! forward, refuse with a hardened page, or close. The other phases forward with our own
+//! `X-Forwarded-*` headers, hold inspected bodies back until judged, harden the response and
+//! log one line.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,18 +14,15 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorSource, ErrorType, Result};
-use rpaas_config::{canonical_ip, ClientIpSource, Listener};
-
-use std::borrow::Cow;
-
+use rpaas_admission::{admit, Conn, Head, HeaderList, Reason, Verdict};
 use rpaas_geoip::CountryCode;
-use rpaas_policy::{Headers, RequestView, TrafficClass, Verdict};
+use rpaas_policy::TrafficClass;
 
-use crate::accept::ConnInfo;
+use crate::conn::accept::ConnInfo;
 use crate::harden::{harden_response, reason_phrase, write_own, OwnResponse};
-use crate::ips::{Gate, IpsState};
+use crate::ips::IpsState;
 use crate::snapshot::{InstanceRt, Snapshot};
-use crate::Shared;
+use crate::state::Shared;
 
 /// Request headers a client must not be able to set for the origin: forwarding information
 /// (we set our own) and the IIS/ASP.NET URL-rewrite and method-override headers that would
@@ -48,13 +47,14 @@ const DROP_REQUEST_HEADERS: &[&str] = &[
 pub struct Ctx {
     snap: Arc<Snapshot>,
     instance: Option<Arc<InstanceRt>>,
+    instance_index: Option<usize>,
     client_ip: Option<IpAddr>,
     public_host: String,
     public_authority: String,
     request_id: String,
     start: Instant,
     own_status: Option<u16>,
-    reason: Option<Cow<'static, str>>,
+    reason: Option<Reason>,
     class: Option<TrafficClass>,
     country: Option<CountryCode>,
     set_cookie: Option<(String, String)>,
@@ -68,19 +68,29 @@ pub struct Proxy {
     pub listener: usize,
 }
 
-impl Proxy {
-    fn listener_cfg<'a>(&self, snap: &'a Snapshot) -> Option<&'a Listener> {
-        snap.config.listeners.get(self.listener)
-    }
+/// Request headers for the admission core.
+struct ReqHeaders<'a>(&'a http::HeaderMap);
 
-    async fn refuse(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        status: u16,
-        reason: impl Into<Cow<'static, str>>,
-        extra: &'static [(&'static str, &'static str)],
-    ) -> Result<bool> {
+impl rpaas_policy::Headers for ReqHeaders<'_> {
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.0.get(name).map(|v| v.as_bytes())
+    }
+    fn get_all(&self, name: &str) -> Vec<&[u8]> {
+        self.0.get_all(name).iter().map(|v| v.as_bytes()).collect()
+    }
+}
+
+impl HeaderList for ReqHeaders<'_> {
+    fn each<'s>(&'s self, f: &mut dyn FnMut(&'s str, &'s [u8])) {
+        for (k, v) in self.0 {
+            f(k.as_str(), v.as_bytes());
+        }
+    }
+}
+
+impl Proxy {
+    async fn refuse(&self, session: &mut Session, ctx: &mut Ctx, reason: Reason) -> Result<bool> {
+        let status = reason.status();
         let hsts = ctx
             .instance
             .as_ref()
@@ -90,7 +100,12 @@ impl Proxy {
             reason_phrase(status),
             ctx.request_id
         );
-        ctx.reason = Some(reason.into());
+        let extra: &[(&str, &str)] = if status == 405 {
+            &[("allow", "GET, HEAD, POST, PUT, PATCH, DELETE")]
+        } else {
+            &[]
+        };
+        ctx.reason = Some(reason);
         ctx.own_status = write_own(
             session,
             OwnResponse {
@@ -104,37 +119,10 @@ impl Proxy {
         .await;
         Ok(true)
     }
-}
 
-/// Request headers for the policy.
-struct ReqHeaders<'a>(&'a RequestHeader);
-
-impl Headers for ReqHeaders<'_> {
-    fn get(&self, name: &str) -> Option<&[u8]> {
-        self.0.headers.get(name).map(|v| v.as_bytes())
-    }
-    fn get_all(&self, name: &str) -> Vec<&[u8]> {
-        self.0
-            .headers
-            .get_all(name)
-            .iter()
-            .map(|v| v.as_bytes())
-            .collect()
-    }
-}
-
-impl Proxy {
-    /// Answers a refusing gate: a refusal page, or a closed connection.
-    async fn gate(&self, session: &mut Session, ctx: &mut Ctx, gate: Gate) -> Result<bool> {
-        match gate {
-            Gate::Pass => Ok(false),
-            Gate::Refuse(status, reason) => self.refuse(session, ctx, status, reason, &[]).await,
-            Gate::Close => {
-                ctx.reason = Some("ban".into());
-                let mut e = Error::new(ErrorType::ConnectionClosed);
-                e.as_down();
-                Err(e)
-            }
+    fn strike(&self, ctx: &Ctx) {
+        if let (Some(inst), Some(client)) = (&ctx.instance, ctx.client_ip) {
+            crate::gates::strike(&self.shared, &inst.cfg.id, client, Instant::now());
         }
     }
 }
@@ -146,74 +134,6 @@ fn conn_info(session: &Session) -> Option<&ConnInfo> {
         .as_ref()?
         .extension
         .get::<ConnInfo>()
-}
-
-/// The host the client asked for (`Host`, or the HTTP/2 `:authority`; lowercase, without
-/// trailing dot) and the port it named, if any. `None` if absent, empty or not a plausible
-/// hostname.
-fn request_authority(req: &RequestHeader) -> Option<(String, Option<u16>)> {
-    let raw = match req.headers.get(http::header::HOST) {
-        Some(v) => v.to_str().ok()?.to_string(),
-        None => req.uri.authority()?.as_str().to_string(),
-    };
-    let raw = raw.trim();
-    let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
-        let (h, tail) = rest.split_once(']')?;
-        (
-            format!("[{h}]"),
-            tail.strip_prefix(':').and_then(|p| p.parse().ok()),
-        )
-    } else {
-        match raw.rsplit_once(':') {
-            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => {
-                (h.to_string(), p.parse().ok())
-            }
-            _ => (raw.to_string(), None),
-        }
-    };
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    if host.is_empty()
-        || !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.[]:_".contains(&b))
-    {
-        return None;
-    }
-    Some((host, port))
-}
-
-/// The client address per the listener's `client_ip` rule. `X-Forwarded-For` is read only from
-/// a trusted peer, right to left, skipping trusted hops.
-fn client_ip(listener: &Listener, peer: IpAddr, req: &RequestHeader) -> IpAddr {
-    let peer = canonical_ip(peer);
-    if listener.client_ip != ClientIpSource::XForwardedFor || !listener.trusts(peer) {
-        return peer;
-    }
-    let mut hops: Vec<&str> = Vec::new();
-    for v in req.headers.get_all("x-forwarded-for") {
-        match v.to_str() {
-            Ok(s) => hops.extend(s.split(',').map(str::trim).filter(|s| !s.is_empty())),
-            Err(_) => return peer,
-        }
-    }
-    let mut chosen = peer;
-    for hop in hops.iter().rev() {
-        let Some(ip) = parse_hop(hop) else {
-            return chosen;
-        };
-        chosen = canonical_ip(ip);
-        if !listener.trusts(chosen) {
-            return chosen;
-        }
-    }
-    chosen
-}
-
-fn parse_hop(s: &str) -> Option<IpAddr> {
-    if let Ok(ip) = s.parse::<IpAddr>() {
-        return Some(ip);
-    }
-    s.parse::<SocketAddr>().ok().map(|sa| sa.ip())
 }
 
 fn new_request_id() -> String {
@@ -228,6 +148,7 @@ impl ProxyHttp for Proxy {
         Ctx {
             snap: self.shared.snapshot.load_full(),
             instance: None,
+            instance_index: None,
             client_ip: None,
             public_host: String::new(),
             public_authority: String::new(),
@@ -245,141 +166,81 @@ impl ProxyHttp for Proxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let snap = ctx.snap.clone();
-        let Some(lcfg) = self.listener_cfg(&snap) else {
-            return self.refuse(session, ctx, 503, "listener_gone", &[]).await;
-        };
-        session.set_keepalive(Some(snap.config.node.keepalive_timeout.as_secs()));
-        session.set_read_timeout(Some(snap.config.node.body_read_timeout));
+        let node = &snap.config().node;
+        session.set_keepalive(Some(node.keepalive_timeout.as_secs()));
+        session.set_read_timeout(Some(node.body_read_timeout));
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        if let Some(peer) = peer {
-            ctx.client_ip = Some(client_ip(lcfg, peer, session.req_header()));
-        }
-
-        let Some((host, port)) = request_authority(session.req_header()) else {
-            // Never fall back to a default: IIS answers an empty Host with its own address.
-            return self.refuse(session, ctx, 400, "no_host", &[]).await;
-        };
-        let Some(inst) = snap.instance_for_host(&host).cloned() else {
-            return self.refuse(session, ctx, 421, "unknown_host", &[]).await;
-        };
-        // One TLS connection serves one instance: a Host naming another tenant than the SNI
-        // did is refused rather than routed across tenants.
-        if let Some(sni) = conn_info(session).and_then(|c| c.sni.as_deref()) {
-            let same = snap
-                .instance_for_host(sni)
-                .is_some_and(|i| Arc::ptr_eq(i, &inst));
-            if !same {
-                return self.refuse(session, ctx, 421, "sni_mismatch", &[]).await;
-            }
-        }
-        ctx.instance = Some(inst);
-        // Redirects keep a non-default port the client used (e.g. a legacy listener on 8443).
-        ctx.public_authority = match port {
-            Some(p) if p != 443 => format!("{host}:{p}"),
-            _ => host.clone(),
-        };
-        ctx.public_host = host;
-
-        let method = session.req_header().method.as_str().to_string();
-        if rpaas_harden::is_denied_method(&method, &snap.config.node.deny_methods) {
-            return self
-                .refuse(
-                    session,
-                    ctx,
-                    405,
-                    "method",
-                    &[("allow", "GET, HEAD, POST, PUT, PATCH, DELETE")],
-                )
-                .await;
-        }
-        let path_ok = session
-            .req_header()
-            .uri
-            .path_and_query()
-            .is_some_and(|p| p.as_str().starts_with('/'));
-        if !path_ok {
-            return self.refuse(session, ctx, 400, "bad_target", &[]).await;
-        }
-
-        // The access policy: canonical path, class, networks, GeoIP, restrictions.
-        let Some(inst) = ctx.instance.clone() else {
-            return Ok(false);
-        };
-        let client = ctx
-            .client_ip
-            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-        let now = Instant::now();
-        let trusted = inst.cfg.policy.is_trusted(client);
-        let gate = crate::ips::check_ban(&self.shared, &snap, client, trusted, now);
-        if gate != Gate::Pass {
-            return self.gate(session, ctx, gate).await;
-        }
-        let decision = {
+            .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip());
+        let sni = conn_info(session).and_then(|c| c.sni.clone());
+        let d = {
             let req = session.req_header();
-            let Ok(target) = std::str::from_utf8(req.raw_path()) else {
-                return self.refuse(session, ctx, 400, "path:invalid", &[]).await;
+            let headers = ReqHeaders(&req.headers);
+            let authority = match req.headers.get(http::header::HOST) {
+                Some(v) => v.to_str().ok(),
+                None => req.uri.authority().map(|a| a.as_str()),
             };
-            let headers = ReqHeaders(req);
-            rpaas_policy::decide(
-                &inst.cfg.policy,
-                snap.geo.as_deref(),
-                &RequestView {
-                    ip: client,
-                    method: &method,
-                    target,
+            admit(
+                &snap.policy,
+                &Conn {
+                    listener: self.listener,
+                    peer,
+                    sni: sni.as_deref(),
+                },
+                &Head {
+                    method: req.method.as_str(),
+                    target: req.raw_path(),
+                    authority,
                     headers: &headers,
                 },
+                &crate::gates::Live(&self.shared),
+                Instant::now(),
             )
         };
-        ctx.class = decision.class;
-        ctx.country = decision.country;
-        if let Verdict::Deny(reason) = decision.verdict {
-            if reason == rpaas_policy::Reason::PathInvalid {
-                crate::ips::strike(&self.shared, &snap, &inst, client, trusted, now);
+        ctx.client_ip = Some(d.client);
+        ctx.class = d.class;
+        ctx.country = d.country;
+        ctx.instance_index = d.instance;
+        ctx.instance = d.instance.and_then(|i| snap.instances.get(i).cloned());
+        if let Some(host) = &d.host {
+            // Redirects keep a non-default port the client used (e.g. a legacy listener).
+            ctx.public_authority = match d.port {
+                Some(p) if p != 443 => format!("{host}:{p}"),
+                _ => host.clone(),
+            };
+            ctx.public_host = host.clone();
+        }
+        ctx.canonical_path = d.canonical_path.clone().unwrap_or_default();
+        if let (Some(inst), Some(o)) = (&ctx.instance, &d.ips) {
+            crate::ips::record(&self.shared, inst, o);
+        }
+        if let (Some(Reason::Rate(bucket)), Some(inst)) = (d.reason(), &ctx.instance) {
+            crate::metrics::inc(
+                &self.shared.metrics.rate_limited,
+                &[inst.cfg.id.as_str(), bucket],
+            );
+        }
+        if d.strike() {
+            self.strike(ctx);
+        }
+        match d.verdict {
+            Verdict::Forward => {
+                ctx.set_cookie = d.set_cookie;
+                ctx.ips = IpsState::new(d.ips, d.body);
+                Ok(false)
             }
-            return self
-                .refuse(session, ctx, reason.status(), reason.code(), &[])
-                .await;
+            Verdict::Refuse(r) => {
+                ctx.ips = IpsState::new(d.ips, None);
+                self.refuse(session, ctx, r).await
+            }
+            Verdict::Close(r) => {
+                ctx.reason = Some(r);
+                let mut e = Error::new(ErrorType::ConnectionClosed);
+                e.as_down();
+                Err(e)
+            }
         }
-        ctx.set_cookie = decision.set_cookie;
-        let class = decision.class.unwrap_or(TrafficClass::Other);
-        ctx.canonical_path = decision.canonical_path.unwrap_or_default();
-
-        let gate = crate::ips::check_rate(
-            &self.shared,
-            &snap,
-            &inst,
-            client,
-            trusted,
-            class,
-            &ctx.canonical_path,
-            &method,
-            now,
-        );
-        let gate = if gate == Gate::Pass {
-            let req = session.req_header();
-            let target = std::str::from_utf8(req.raw_path()).unwrap_or("/");
-            crate::ips::inspect_head(
-                &self.shared,
-                &snap,
-                &inst,
-                &mut ctx.ips,
-                req,
-                target,
-                &ctx.canonical_path,
-                class,
-            )
-        } else {
-            gate
-        };
-        if gate != Gate::Pass {
-            crate::ips::strike(&self.shared, &snap, &inst, client, trusted, now);
-            return self.gate(session, ctx, gate).await;
-        }
-        Ok(false)
     }
 
     async fn request_body_filter(
@@ -389,24 +250,22 @@ impl ProxyHttp for Proxy {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let Some(inst) = ctx.instance.clone() else {
+        let Some(i) = ctx.instance_index else {
             return Ok(());
         };
         let snap = ctx.snap.clone();
-        let gate = crate::ips::body_chunk(
-            &self.shared,
-            &snap,
-            &inst,
-            &mut ctx.ips,
-            body,
-            end_of_stream,
-        );
-        if let Gate::Refuse(status, reason) = gate {
-            if let Some(client) = ctx.client_ip {
-                let trusted = inst.cfg.policy.is_trusted(client);
-                crate::ips::strike(&self.shared, &snap, &inst, client, trusted, Instant::now());
+        if let Some(reason) =
+            crate::ips::body_chunk(&self.shared, &snap, i, &mut ctx.ips, body, end_of_stream)
+        {
+            if ctx.client_ip.is_some_and(|ip| {
+                ctx.instance
+                    .as_ref()
+                    .is_some_and(|inst| !inst.cfg.policy.is_trusted(ip))
+            }) {
+                self.strike(ctx);
             }
-            ctx.reason = Some(reason.into());
+            let status = reason.status();
+            ctx.reason = Some(reason);
             return Error::e_explain(
                 ErrorType::HTTPStatus(status),
                 "blocked by the IPS (request body)",
@@ -438,15 +297,21 @@ impl ProxyHttp for Proxy {
             body,
             end_of_stream,
         ) {
-            ctx.reason = Some(reason.into());
+            ctx.reason = Some(reason);
         }
         Ok(None)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        match &ctx.instance {
-            Some(i) => Ok(Box::new(i.peer.clone())),
-            None => Error::e_explain(ErrorType::InternalError, "no instance selected"),
+        let peer = ctx.instance.as_ref().and_then(|i| i.upstream.peer());
+        match peer {
+            Some(p) => Ok(Box::new(p)),
+            None => {
+                self.shared.resolve_now.notify_one();
+                let mut e = Error::explain(ErrorType::ConnectNoRoute, "upstream does not resolve");
+                e.esource = ErrorSource::Upstream;
+                Err(e)
+            }
         }
     }
 
@@ -492,7 +357,7 @@ impl ProxyHttp for Proxy {
         } else {
             harden_response(
                 resp,
-                &ctx.snap.config.node.strip_headers,
+                &ctx.snap.config().node.strip_headers,
                 ctx.snap.hsts.as_ref(),
                 None,
             );
@@ -529,20 +394,44 @@ impl ProxyHttp for Proxy {
             if matches!(e.esource(), ErrorSource::Upstream) {
                 crate::metrics::inc(
                     &self.shared.metrics.upstream_errors,
-                    &[
-                        inst.cfg.id.as_str(),
-                        &e.etype().as_str().to_ascii_lowercase(),
-                    ],
+                    &[inst.cfg.id.as_str(), crate::metrics::error_kind(e.etype())],
                 );
+                if matches!(
+                    e.etype(),
+                    ErrorType::ConnectError | ErrorType::ConnectRefused | ErrorType::ConnectNoRoute
+                ) {
+                    self.shared.resolve_now.notify_one();
+                }
             }
         }
         if code > 0 && session.response_written().is_none() {
             // A filter that refused with an HTTP status has already said why.
-            let reason: Cow<'static, str> = match (e.etype(), ctx.reason.take()) {
+            let reason = match (e.etype(), ctx.reason.take()) {
                 (ErrorType::HTTPStatus(_), Some(r)) => r,
-                _ => "proxy_error".into(),
+                _ => Reason::Upstream,
             };
-            let _ = self.refuse(session, ctx, code, reason, &[]).await;
+            let status = code;
+            ctx.reason = Some(reason.clone());
+            let hsts = ctx
+                .instance
+                .as_ref()
+                .map_or(ctx.snap.hsts.as_ref(), |i| i.hsts.as_ref());
+            let body = format!(
+                "{status} {}\nrequest id: {}\n",
+                reason_phrase(status),
+                ctx.request_id
+            );
+            ctx.own_status = write_own(
+                session,
+                OwnResponse {
+                    status,
+                    body,
+                    request_id: &ctx.request_id,
+                    hsts,
+                    extra: &[],
+                },
+            )
+            .await;
         }
         FailToProxy {
             error_code: code,
@@ -558,17 +447,16 @@ impl ProxyHttp for Proxy {
             .unwrap_or(0);
         let instance = ctx.instance.as_ref().map_or("-", |i| i.cfg.id.as_str());
         let m = &self.shared.metrics;
-        let status_s = status.to_string();
         let class = ctx.class.map_or("-", |c| c.as_str());
         let country = ctx.country.map(|c| c.to_string());
-        crate::metrics::inc(&m.requests, &[instance, class, &status_s]);
+        let status_label = crate::metrics::status_label(status);
+        crate::metrics::inc(&m.requests, &[instance, class, status_label]);
         let elapsed = ctx.start.elapsed();
         crate::metrics::observe(&m.duration, &[instance], elapsed.as_secs_f64());
-        if let Some(r) = ctx.reason.as_deref() {
-            if r != "proxy_error" {
-                let cc = country.as_deref().unwrap_or("--");
-                crate::metrics::inc(&m.denials, &[instance, class, cc, r]);
-            }
+        let reason = ctx.reason.as_ref().map(|r| r.code());
+        if let Some(r) = ctx.reason.as_ref().filter(|r| **r != Reason::Upstream) {
+            let cc = country.as_deref().unwrap_or("--");
+            crate::metrics::inc(&m.denials, &[instance, class, cc, &r.code()]);
         }
         let req = session.req_header();
         let tls_version = session
@@ -596,7 +484,7 @@ impl ProxyHttp for Proxy {
                 .bool("http2", session.is_http2())
                 .str("class", class)
                 .str("country", country.as_deref().unwrap_or(""))
-                .str("reason", ctx.reason.as_deref().unwrap_or(""))
+                .str("reason", reason.as_deref().unwrap_or(""))
                 .str("ips_rules", &ctx.ips.rule_ids())
                 .num("ips_score", ctx.ips.score())
                 .str("error", &error)
@@ -610,6 +498,3 @@ impl ProxyHttp for Proxy {
         true
     }
 }
-
-#[cfg(test)]
-mod tests;

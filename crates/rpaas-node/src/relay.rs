@@ -1,10 +1,17 @@
-//! The node's UDP and TCP relays. A relay socket is bound at start for an instance's
-//! `[[instance.udp]]`/`[[instance.tcp]]` entry; what it does with traffic (targets, policy,
-//! secrets) comes from the current snapshot, so reloads apply to new flows and connections.
+//! The node's UDP and TCP relays. A relay socket is bound for each `[[instance.udp]]` /
+//! `[[instance.tcp]]` entry, at start and on every reload that adds one ([`RelaySet`]: new
+//! sockets are bound before the new config is swapped in, so a reload whose relay cannot bind
+//! is refused; removed relays stop after the swap). What a relay does with traffic (targets,
+//! policy, secrets) comes from the current snapshot, so reloads apply to new flows.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use rpaas_config::{Config, ConfigError, ConfigErrors};
+use tokio::task::JoinHandle;
 
 use rpaas_config::Via;
 use rpaas_policy::TrafficClass;
@@ -13,8 +20,8 @@ use rpaas_tunnel::{NodeDatagram, StreamStatus, MAX_DATAGRAM};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
+use crate::state::Shared;
 use crate::tunnel::FlowLookup;
-use crate::Shared;
 
 /// One `[[instance.udp]]` relay.
 pub async fn serve_udp(
@@ -51,7 +58,7 @@ pub async fn serve_udp(
                 let access = inst.cfg.policy.class_policy(TrafficClass::Agent).access;
                 if let Err(reason) = rpaas_policy::admit_ip(
                     &inst.cfg.policy,
-                    snap.geo.as_deref(),
+                    snap.policy.geo.as_deref(),
                     agent.ip(),
                     TrafficClass::Agent,
                     access,
@@ -59,7 +66,12 @@ pub async fn serve_udp(
                     drop(&format!("policy:{}", reason.code()));
                     continue;
                 }
-                let max = snap.config.node.tunnel.as_ref().map_or(0, |t| t.max_flows);
+                let max = snap
+                    .config()
+                    .node
+                    .tunnel
+                    .as_ref()
+                    .map_or(0, |t| t.max_flows);
                 match shared
                     .tunnels
                     .open_flow(key, &instance, socket.clone(), agent, max)
@@ -132,7 +144,7 @@ async fn relay_tcp(
         let relay = inst.cfg.tcp.get(index).cloned().ok_or("no_relay")?;
         let admit = rpaas_policy::admit_ip(
             &inst.cfg.policy,
-            snap.geo.as_deref(),
+            snap.policy.geo.as_deref(),
             peer.ip(),
             TrafficClass::Other,
             relay.access,
@@ -183,6 +195,184 @@ async fn relay_tcp(
             let _ = send.finish();
             let _ = tcp.shutdown().await;
             Ok(())
+        }
+    }
+}
+
+/// One relay as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RelayKey {
+    instance: String,
+    udp: bool,
+    index: usize,
+    listen: SocketAddr,
+}
+
+enum Bound {
+    Udp(std::net::UdpSocket),
+    Tcp(std::net::TcpListener),
+}
+
+struct Running {
+    task: JoinHandle<()>,
+}
+
+/// Sockets bound for a config that is not swapped in yet, and the relays it drops.
+pub struct Prepared {
+    add: Vec<(RelayKey, Bound)>,
+    remove: Vec<RelayKey>,
+}
+
+/// The relays running now.
+#[derive(Default)]
+pub struct RelaySet {
+    running: Mutex<HashMap<RelayKey, Running>>,
+    next_key: AtomicUsize,
+}
+
+impl std::fmt::Debug for RelaySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RelaySet")
+    }
+}
+
+fn wanted(config: &Config) -> Vec<(RelayKey, std::path::PathBuf, String)> {
+    let mut v = Vec::new();
+    for inst in &config.instances {
+        for (index, u) in inst.udp.iter().enumerate() {
+            v.push((
+                RelayKey {
+                    instance: inst.id.clone(),
+                    udp: true,
+                    index,
+                    listen: u.listen,
+                },
+                inst.source.clone(),
+                inst.key(&format!("udp[{index}].listen")),
+            ));
+        }
+        for (index, t) in inst.tcp.iter().enumerate() {
+            v.push((
+                RelayKey {
+                    instance: inst.id.clone(),
+                    udp: false,
+                    index,
+                    listen: t.listen,
+                },
+                inst.source.clone(),
+                inst.key(&format!("tcp[{index}].listen")),
+            ));
+        }
+    }
+    v
+}
+
+impl RelaySet {
+    /// Binds the sockets of the relays `config` adds. Nothing changes until
+    /// [`RelaySet::commit`]; dropping the result releases the sockets.
+    pub fn prepare(&self, config: &Config) -> Result<Prepared, ConfigErrors> {
+        let running = self.running.lock().map_err(|_| {
+            ConfigErrors(vec![ConfigError::new(
+                &config.source,
+                "-",
+                "relay state is poisoned",
+            )])
+        })?;
+        let want = wanted(config);
+        let mut add = Vec::new();
+        let mut errors = Vec::new();
+        for (key, source, field) in &want {
+            if running.contains_key(key) {
+                continue;
+            }
+            let bound = if key.udp {
+                std::net::UdpSocket::bind(key.listen)
+                    .and_then(|s| s.set_nonblocking(true).map(|_| s))
+                    .map(Bound::Udp)
+            } else {
+                std::net::TcpListener::bind(key.listen)
+                    .and_then(|l| l.set_nonblocking(true).map(|_| l))
+                    .map(Bound::Tcp)
+            };
+            match bound {
+                Ok(b) => add.push((key.clone(), b)),
+                Err(e) => errors.push(ConfigError::new(
+                    source,
+                    field.clone(),
+                    format!("cannot listen on {}: {e}", key.listen),
+                )),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let remove = running
+            .keys()
+            .filter(|k| !want.iter().any(|(w, _, _)| w == *k))
+            .cloned()
+            .collect();
+        Ok(Prepared { add, remove })
+    }
+
+    /// Starts the prepared relays and stops the removed ones (call after the config that
+    /// wants them is the current one).
+    pub fn commit(&self, shared: &Arc<Shared>, p: Prepared) {
+        let Ok(mut running) = self.running.lock() else {
+            return;
+        };
+        for k in p.remove {
+            if let Some(r) = running.remove(&k) {
+                r.task.abort();
+                tracing::info!(target: "rpaas::node", event = "relay_stopped", instance = %k.instance, index = k.index, kind = if k.udp { "udp" } else { "tcp" }, "relay stopped");
+            }
+        }
+        for (key, bound) in p.add {
+            let task = match bound {
+                Bound::Udp(s) => match tokio::net::UdpSocket::from_std(s) {
+                    Ok(sock) => {
+                        let local = sock.local_addr().ok();
+                        tracing::info!(target: "rpaas::node", event = "listening", listener = "udp", instance = %key.instance, index = key.index, address = %local.map(|a| a.to_string()).unwrap_or_default(), "udp relay listening");
+                        let flow_key = self.next_key.fetch_add(1, Ordering::Relaxed);
+                        tokio::spawn(serve_udp(
+                            shared.clone(),
+                            key.instance.clone(),
+                            key.index,
+                            flow_key,
+                            Arc::new(sock),
+                        ))
+                    }
+                    Err(e) => {
+                        tracing::error!(target: "rpaas::node", instance = %key.instance, error = %e, "cannot start a udp relay");
+                        continue;
+                    }
+                },
+                Bound::Tcp(l) => match tokio::net::TcpListener::from_std(l) {
+                    Ok(l) => {
+                        let local = l.local_addr().ok();
+                        tracing::info!(target: "rpaas::node", event = "listening", listener = "tcp", instance = %key.instance, index = key.index, address = %local.map(|a| a.to_string()).unwrap_or_default(), "tcp relay listening");
+                        tokio::spawn(serve_tcp(
+                            shared.clone(),
+                            key.instance.clone(),
+                            key.index,
+                            l,
+                        ))
+                    }
+                    Err(e) => {
+                        tracing::error!(target: "rpaas::node", instance = %key.instance, error = %e, "cannot start a tcp relay");
+                        continue;
+                    }
+                },
+            };
+            running.insert(key, Running { task });
+        }
+    }
+
+    /// Stops every relay.
+    pub fn stop_all(&self) {
+        if let Ok(mut running) = self.running.lock() {
+            for (_, r) in running.drain() {
+                r.task.abort();
+            }
         }
     }
 }

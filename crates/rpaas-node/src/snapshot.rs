@@ -1,26 +1,22 @@
-//! The immutable runtime view of one config generation: instances with their TLS material and
-//! upstream peer templates, and the hostname index. A reload builds a new [`Snapshot`] and swaps
-//! it in; requests in flight keep the one they started with.
+//! The immutable runtime view of one config generation: the admission policy (config,
+//! hostname index, GeoIP, compiled IPS rules) and, per instance, what forwarding needs (the
+//! upstream peer, response hardening). A reload builds a new [`Snapshot`] — reusing every part
+//! that did not change — and swaps it in; requests in flight keep the one they started with.
+//! Certificates are not here: they live in [`crate::certs::CertStore`].
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::HeaderValue;
-use openssl::x509::X509;
-use pingora::connectors::l4::BindTo;
-use pingora::upstreams::peer::HttpPeer;
+use rpaas_admission::Policy;
 use rpaas_config::{Config, ConfigError, ConfigErrors, Instance};
-use rpaas_geoip::GeoDb;
-use rpaas_ips::RuleSet;
 
-use crate::tls::CertKey;
+use crate::upstream::UpstreamRt;
 
-/// One instance, ready to serve.
+/// One instance, ready to forward.
+#[derive(Debug)]
 pub struct InstanceRt {
     pub cfg: Instance,
-    pub cert: CertKey,
-    /// Cloned per request; identical clones share one upstream connection pool.
-    pub peer: HttpPeer,
+    pub upstream: Arc<UpstreamRt>,
     /// Names that identify the origin (for the Location rewrite).
     pub internal_hosts: Vec<String>,
     /// Response headers removed (node list plus the instance's extras), lowercase.
@@ -28,32 +24,20 @@ pub struct InstanceRt {
     pub hsts: Option<HeaderValue>,
 }
 
-impl std::fmt::Debug for InstanceRt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InstanceRt")
-            .field("id", &self.cfg.id)
-            .finish_non_exhaustive()
-    }
-}
-
 /// A whole config generation.
 #[derive(Debug)]
 pub struct Snapshot {
-    pub config: Config,
+    pub policy: Policy,
     pub generation: u64,
+    /// In the order of `policy.config.instances`.
     pub instances: Vec<Arc<InstanceRt>>,
-    hosts: HashMap<String, usize>,
     /// Node-level HSTS header, for responses made before an instance is known.
     pub hsts: Option<HeaderValue>,
-    /// The country database, when `[node] geoip_db` is set.
-    pub geo: Option<Arc<GeoDb>>,
-    /// The compiled IPS rules.
-    pub ips: Arc<RuleSet>,
 }
 
 impl Snapshot {
-    /// Builds the runtime view of `config`. Self-signed certificates of `prev` are reused for
-    /// instances whose hostnames did not change, so a reload does not rotate them.
+    /// Builds the runtime view of `config`, reusing from `prev` the GeoIP database and IPS
+    /// rules (when unchanged) and each instance's upstream (when its origin settings are).
     pub fn build(
         config: Config,
         generation: u64,
@@ -61,15 +45,12 @@ impl Snapshot {
     ) -> Result<Snapshot, ConfigErrors> {
         let mut errors = Vec::new();
         let mut instances = Vec::new();
-        let mut hosts = HashMap::new();
         for inst in &config.instances {
-            match build_instance(&config, inst, prev) {
-                Ok(rt) => {
-                    for h in &inst.hostnames {
-                        hosts.insert(h.clone(), instances.len());
-                    }
-                    instances.push(Arc::new(rt));
-                }
+            let prev_up = prev
+                .and_then(|p| p.instances.iter().find(|i| i.cfg.id == inst.id))
+                .map(|i| &i.upstream);
+            match build_instance(&config, inst, prev_up) {
+                Ok(rt) => instances.push(Arc::new(rt)),
                 Err(e) => errors.push(e),
             }
         }
@@ -82,99 +63,38 @@ impl Snapshot {
             })?),
             None => None,
         };
-        let geo = match &config.node.geoip_db {
-            Some(p) => Some(Arc::new(GeoDb::open(p).map_err(|e| {
-                ConfigError::new(&config.source, "node.geoip_db", e.to_string())
-            })?)),
-            None => None,
-        };
-        let ips = Arc::new(
-            RuleSet::compile(config.node.ips.rules.clone())
-                .map_err(|e| ConfigError::new(&config.source, "node.ips.rules", e.to_string()))?,
-        );
+        let policy = Policy::build(config, prev.map(|p| &p.policy))?;
         Ok(Snapshot {
-            config,
+            policy,
             generation,
             instances,
-            hosts,
             hsts,
-            geo,
-            ips,
         })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.policy.config
     }
 
     /// The instance that serves `host` (lowercase, no port, no trailing dot).
     pub fn instance_for_host(&self, host: &str) -> Option<&Arc<InstanceRt>> {
-        self.hosts.get(host).and_then(|i| self.instances.get(*i))
+        self.policy
+            .instance_for_host(host)
+            .and_then(|i| self.instances.get(i))
+    }
+
+    pub fn instance_by_id(&self, id: &str) -> Option<&Arc<InstanceRt>> {
+        self.instances.iter().find(|i| i.cfg.id == id)
     }
 }
 
 fn build_instance(
     config: &Config,
     inst: &Instance,
-    prev: Option<&Snapshot>,
+    prev: Option<&Arc<UpstreamRt>>,
 ) -> Result<InstanceRt, ConfigError> {
     let err = |field: &str, reason: String| ConfigError::new(&inst.source, inst.key(field), reason);
-    let cert = match (&inst.cert, &inst.key) {
-        (Some(c), Some(k)) => {
-            let cert_pem = std::fs::read(c)
-                .map_err(|e| err("cert", format!("cannot read {}: {e}", c.display())))?;
-            let key_pem = std::fs::read(k)
-                .map_err(|e| err("key", format!("cannot read {}: {e}", k.display())))?;
-            CertKey::load(&cert_pem, &key_pem).map_err(|r| err("cert", r))?
-        }
-        _ => {
-            let reuse = prev
-                .and_then(|p| p.instances.iter().find(|i| i.cfg.id == inst.id))
-                .filter(|p| p.cert.self_signed && p.cfg.hostnames == inst.hostnames)
-                .map(|p| p.cert.clone());
-            match reuse {
-                Some(c) => c,
-                None => {
-                    tracing::warn!(
-                        instance = %inst.id,
-                        "no cert/key configured: serving a self-signed certificate"
-                    );
-                    CertKey::self_signed(&inst.hostnames).map_err(|e| {
-                        err(
-                            "cert",
-                            format!("cannot make a self-signed certificate: {e}"),
-                        )
-                    })?
-                }
-            }
-        }
-    };
-
-    let sni = inst
-        .upstream_host
-        .clone()
-        .unwrap_or_else(|| inst.upstream.host.clone());
-    let mut peer = HttpPeer::new(inst.upstream.addr, inst.upstream.tls, sni);
-    let o = &mut peer.options;
-    o.connection_timeout = Some(inst.timeouts.connect);
-    o.total_connection_timeout = Some(inst.timeouts.connect);
-    o.read_timeout = Some(inst.timeouts.read);
-    o.write_timeout = Some(inst.timeouts.write);
-    o.idle_timeout = Some(inst.timeouts.idle);
-    o.verify_cert = inst.upstream_verify;
-    o.verify_hostname = inst.upstream_verify;
-    if let Some(ca) = &inst.upstream_ca {
-        let pem = std::fs::read(ca)
-            .map_err(|e| err("upstream_ca", format!("cannot read {}: {e}", ca.display())))?;
-        let certs =
-            X509::stack_from_pem(&pem).map_err(|e| err("upstream_ca", format!("bad PEM: {e}")))?;
-        if certs.is_empty() {
-            return Err(err("upstream_ca", "no certificate in the file".into()));
-        }
-        o.ca = Some(Arc::new(certs.into_boxed_slice()));
-    }
-    if let Some(ip) = inst.bind {
-        let mut b = BindTo::default();
-        b.addr = Some(std::net::SocketAddr::new(ip, 0));
-        o.bind_to = Some(b);
-    }
-
+    let upstream = UpstreamRt::build(inst, prev).map_err(|(f, r)| err(&f, r))?;
     let mut strip = config.node.strip_headers.clone();
     for h in &inst.strip_headers {
         if !strip.contains(h) {
@@ -195,8 +115,7 @@ fn build_instance(
     Ok(InstanceRt {
         internal_hosts: inst.internal_hosts(),
         cfg: inst.clone(),
-        cert,
-        peer,
+        upstream,
         strip,
         hsts,
     })

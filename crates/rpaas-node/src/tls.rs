@@ -33,6 +33,7 @@ use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
 use openssl::x509::{X509NameBuilder, X509};
 use rpaas_config::{Listener, TlsProfile};
 
+use crate::certs::CertStore;
 use crate::snapshot::Snapshot;
 
 /// A certificate chain (leaf first) and its key.
@@ -311,11 +312,13 @@ pub fn acme_tls_acceptor(
     Ok(b.build())
 }
 
-/// Builds the acceptor for one listener.
+/// Builds the acceptor for one listener. Its SNI callback picks the instance from the current
+/// snapshot and its certificates from the certificate store.
 pub fn acceptor(
     listener: &Listener,
     listener_index: usize,
     snapshot: Arc<ArcSwap<Snapshot>>,
+    certs: Arc<CertStore>,
 ) -> Result<SslAcceptor, openssl::error::ErrorStack> {
     let mut b = profile_builder(listener.tls)?;
     let alpn: &'static [u8] = if listener.http2 {
@@ -337,16 +340,20 @@ pub fn acceptor(
         let host = match name {
             Some(n) => Some(n),
             None => snap
-                .config
+                .config()
                 .listeners
                 .get(listener_index)
                 .and_then(|l| l.default_host.clone()),
         };
-        let Some(inst) = host.as_deref().and_then(|h| snap.instance_for_host(h)) else {
+        let cert = host
+            .as_deref()
+            .and_then(|h| snap.instance_for_host(h))
+            .and_then(|inst| certs.get(&inst.cfg.id));
+        let Some(cert) = cert else {
             *alert = SslAlert::UNRECOGNIZED_NAME;
             return Err(SniError::ALERT_FATAL);
         };
-        inst.cert.install(ssl).map_err(|_| {
+        cert.install(ssl).map_err(|_| {
             *alert = SslAlert::INTERNAL_ERROR;
             SniError::ALERT_FATAL
         })

@@ -13,7 +13,7 @@ use rpaas_tunnel::wire::{read_msg, write_msg};
 use rpaas_tunnel::{ConnectorDatagram, Hello, Welcome};
 use tokio::net::UdpSocket;
 
-use crate::Shared;
+use crate::state::Shared;
 
 struct Flow {
     instance: String,
@@ -203,7 +203,7 @@ async fn connector(shared: Arc<Shared>, conn: quinn::Connection) {
     ) && expected.is_some()
         && hello.version == 1;
     let max = snap
-        .config
+        .config()
         .node
         .tunnel
         .as_ref()

@@ -256,6 +256,14 @@ impl InstancePolicy {
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.contains(ip)
     }
+
+    /// Whether a decision reads the query or the cookies (a restriction that takes a secret
+    /// from them); callers that have not parsed them need not.
+    pub fn reads_query_or_cookies(&self) -> bool {
+        self.restrictions
+            .iter()
+            .any(|r| matches!(r.kind, RestrictionKind::RequireSecret { .. }))
+    }
 }
 
 /// Access to request headers by lowercase name.
@@ -291,12 +299,46 @@ pub struct RequestView<'a> {
     pub headers: &'a dyn Headers,
 }
 
-/// Why a request was refused. `code()` is the stable machine-readable form.
+/// Methods named in reason codes and metric labels; any other token a client sends is
+/// `other`, so a client cannot grow the set of values.
+pub const KNOWN_METHODS: &[&str] = &[
+    "GET",
+    "HEAD",
+    "POST",
+    "PUT",
+    "DELETE",
+    "PATCH",
+    "OPTIONS",
+    "TRACE",
+    "TRACK",
+    "CONNECT",
+    "DEBUG",
+    "PROPFIND",
+    "PROPPATCH",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+    "SEARCH",
+];
+
+/// The bounded label of a method: itself (uppercase) if known, else `other`.
+pub fn method_label(m: &str) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(m))
+        .copied()
+        .unwrap_or("other")
+}
+
+/// Why a request was refused. `code()` is the stable machine-readable form; every value comes
+/// from a bounded set (the method is [`method_label`]ed, a restriction's name is the config's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     PathInvalid,
     DenyList,
-    Method(String),
+    Method(&'static str),
     Restrict(String),
     Acl(TrafficClass),
     Geo(CountryCode),
@@ -337,33 +379,109 @@ pub enum Verdict {
     Deny(Reason),
 }
 
+/// Which check decided, kept as data: the sentence is written only when someone asks
+/// ([`Why::describe`], for `rpaas explain`), never on the request path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why {
+    Path(rpaas_path::PathError),
+    DotSegmentsMoveClass {
+        from: TrafficClass,
+        to: TrafficClass,
+    },
+    DenyList,
+    ClassMethods(TrafficClass),
+    RestrictionBlocks(usize),
+    RestrictionNeedsSecret(usize),
+    Admitted {
+        restriction: usize,
+        class: TrafficClass,
+    },
+    ClassDenied(TrafficClass),
+    ClassTrustedOnly(TrafficClass),
+    TrustedSkipsGeo(TrafficClass),
+    NoCountryRestriction(TrafficClass, Access),
+    GeoUnknownDenied,
+    GeoUnknownAllowed(TrafficClass),
+    CountryRefused(CountryCode, TrafficClass),
+    CountryAllowed(CountryCode, TrafficClass),
+}
+
+impl Why {
+    /// The sentence for a human (`ip` is the client the decision was about).
+    pub fn describe(&self, policy: &InstancePolicy, ip: IpAddr) -> String {
+        let name = |i: &usize| {
+            policy
+                .restrictions
+                .get(*i)
+                .map_or("?", |r| r.name.as_str())
+                .to_string()
+        };
+        match self {
+            Self::Path(e) => format!("path: {e}"),
+            Self::DotSegmentsMoveClass { from, to } => {
+                format!("path: dot-segments move the request from {from} to {to}")
+            }
+            Self::DenyList => format!("deny list contains {ip}"),
+            Self::ClassMethods(c) => format!(
+                "{c} allows only {}",
+                policy
+                    .class_policy(*c)
+                    .methods
+                    .as_deref()
+                    .unwrap_or_default()
+                    .join(", ")
+            ),
+            Self::RestrictionBlocks(i) => {
+                format!("restriction {:?} blocks this path", name(i))
+            }
+            Self::RestrictionNeedsSecret(i) => {
+                let param = match policy.restrictions.get(*i).map(|r| &r.kind) {
+                    Some(RestrictionKind::RequireSecret { param, .. }) => param.as_str(),
+                    _ => "?",
+                };
+                format!("restriction {:?} requires ?{param}= or its cookie", name(i))
+            }
+            Self::Admitted { restriction, class } => format!(
+                "admitted into {class} by restriction {:?} (integration header)",
+                name(restriction)
+            ),
+            Self::ClassDenied(c) => format!(
+                "{c} is denied on this instance ({})",
+                policy.deployment.as_str()
+            ),
+            Self::ClassTrustedOnly(c) => {
+                format!("{c} is for trusted networks only and {ip} is not in one")
+            }
+            Self::TrustedSkipsGeo(c) => format!("{c} from a trusted network (GeoIP skipped)"),
+            Self::NoCountryRestriction(c, a) => {
+                format!("{c} is {} and no country restriction applies", a.as_str())
+            }
+            Self::GeoUnknownDenied => {
+                format!("no country known for {ip} (unknown_country = deny)")
+            }
+            Self::GeoUnknownAllowed(c) => format!("{c} open; unknown country allowed"),
+            Self::CountryRefused(cc, c) => {
+                format!("{cc} is not among the countries allowed for {c}")
+            }
+            Self::CountryAllowed(cc, c) => format!("{c} open to {cc}"),
+        }
+    }
+}
+
 /// The decision and how it was reached (for logs, metrics and `rpaas explain`).
 #[derive(Debug, Clone)]
 pub struct Decision {
     pub verdict: Verdict,
-    pub canonical_path: Option<String>,
     pub class: Option<TrafficClass>,
     pub country: Option<CountryCode>,
     pub trusted: bool,
-    /// Which rule decided, in words.
-    pub rule: String,
+    /// Which check decided.
+    pub why: Why,
     /// A cookie the node must set on the response (`name`, `value`).
     pub set_cookie: Option<(String, String)>,
 }
 
 impl Decision {
-    fn deny(reason: Reason, rule: impl Into<String>) -> Self {
-        Self {
-            verdict: Verdict::Deny(reason),
-            canonical_path: None,
-            class: None,
-            country: None,
-            trusted: false,
-            rule: rule.into(),
-            set_cookie: None,
-        }
-    }
-
     pub fn is_allow(&self) -> bool {
         self.verdict == Verdict::Allow
     }
@@ -377,110 +495,163 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Percent-decodes a query value (`+` is a space), lossily.
-fn query_value(query: &str, param: &str) -> Option<Vec<u8>> {
-    for pair in query.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if k.eq_ignore_ascii_case(param) {
-            let b = v.as_bytes();
-            let mut out = Vec::with_capacity(b.len());
-            let mut i = 0;
-            while i < b.len() {
-                match b[i] {
-                    b'+' => out.push(b' '),
-                    b'%' if i + 2 < b.len() => {
-                        let h = (b[i + 1] as char).to_digit(16);
-                        let l = (b[i + 2] as char).to_digit(16);
-                        match (h, l) {
-                            (Some(h), Some(l)) => {
-                                out.push((h * 16 + l) as u8);
-                                i += 2;
-                            }
-                            _ => out.push(b'%'),
-                        }
+/// Percent-decodes a raw query value (`+` is a space), lossily.
+fn decode_query_value(v: &str) -> Vec<u8> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let h = (b[i + 1] as char).to_digit(16);
+                let l = (b[i + 2] as char).to_digit(16);
+                match (h, l) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
                     }
-                    c => out.push(c),
+                    _ => out.push(b'%'),
                 }
-                i += 1;
             }
-            return Some(out);
+            c => out.push(c),
         }
+        i += 1;
     }
-    None
+    out
 }
 
-fn cookie_value<'a>(headers: &'a dyn Headers, name: &str) -> Option<&'a [u8]> {
+/// Splits a raw query string into `(name, value)` pairs as received.
+pub fn split_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// Splits `Cookie` header values into `(name, value)` pairs.
+pub fn split_cookies(headers: &dyn Headers) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     for line in headers.get_all("cookie") {
-        for part in line.split(|b| *b == b';') {
-            let part = part.trim_ascii();
-            if let Some(eq) = part.iter().position(|b| *b == b'=') {
-                if part[..eq].eq_ignore_ascii_case(name.as_bytes()) {
-                    return Some(&part[eq + 1..]);
-                }
+        for part in String::from_utf8_lossy(line).split(';') {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
             }
+            let (n, v) = part.split_once('=').unwrap_or((part, ""));
+            out.push((n.trim().to_string(), v.trim().to_string()));
         }
     }
-    None
+    out
 }
 
-/// The decision for one request.
+/// A request with its target already canonicalised and its query and cookies parsed, once,
+/// by the caller (the admission core shares them with the IPS).
+pub struct Facts<'a> {
+    pub ip: IpAddr,
+    pub method: &'a str,
+    /// Raw origin-form target (`/path?query`).
+    pub target: &'a str,
+    pub canon: &'a rpaas_path::Canonical,
+    pub class: TrafficClass,
+    /// Query arguments as received.
+    pub query: &'a [(String, String)],
+    pub cookies: &'a [(String, String)],
+    pub headers: &'a dyn Headers,
+    /// Whether the client is in the instance's trusted networks ([`InstancePolicy::is_trusted`],
+    /// computed once by the caller).
+    pub trusted: bool,
+}
+
+/// The decision for one request: canonicalises and parses, then [`decide_facts`].
 pub fn decide(policy: &InstancePolicy, geo: Option<&GeoDb>, req: &RequestView<'_>) -> Decision {
     let canon = match rpaas_path::canonicalize(req.target) {
         Ok(c) => c,
-        Err(e) => return Decision::deny(Reason::PathInvalid, format!("path: {e}")),
+        Err(e) => {
+            return Decision {
+                verdict: Verdict::Deny(Reason::PathInvalid),
+                class: None,
+                country: None,
+                trusted: false,
+                why: Why::Path(e),
+                set_cookie: None,
+            }
+        }
     };
-    let class = policy.classify(&canon.path);
+    let query = canon.query.as_deref().map(split_query).unwrap_or_default();
+    let cookies = split_cookies(req.headers);
+    decide_facts(
+        policy,
+        geo,
+        &Facts {
+            ip: req.ip,
+            method: req.method,
+            target: req.target,
+            class: policy.classify(&canon.path),
+            canon: &canon,
+            query: &query,
+            cookies: &cookies,
+            headers: req.headers,
+            trusted: policy.is_trusted(req.ip),
+        },
+    )
+}
+
+/// The decision for one request whose target canonicalised.
+pub fn decide_facts(policy: &InstancePolicy, geo: Option<&GeoDb>, f: &Facts<'_>) -> Decision {
+    let class = f.class;
     let mut d = Decision {
         verdict: Verdict::Allow,
-        canonical_path: Some(canon.path.clone()),
         class: Some(class),
         country: None,
         trusted: false,
-        rule: String::new(),
+        why: Why::DenyList,
         set_cookie: None,
     };
-    let deny = |mut d: Decision, r: Reason, rule: String| {
+    let deny = |mut d: Decision, r: Reason, why: Why| {
         d.verdict = Verdict::Deny(r);
-        d.rule = rule;
+        d.why = why;
         d
     };
-    if canon.had_dot_segments {
-        let naive = rpaas_path::naive_path(req.target);
+    if f.canon.had_dot_segments {
+        let naive = rpaas_path::naive_path(f.target);
         let naive_class = policy.classify(&naive);
         if naive_class != class && naive_class != TrafficClass::Other {
             return deny(
                 d,
                 Reason::PathInvalid,
-                format!("path: dot-segments move the request from {naive_class} to {class}"),
+                Why::DotSegmentsMoveClass {
+                    from: naive_class,
+                    to: class,
+                },
             );
         }
     }
-    if policy.deny.contains(req.ip) {
-        return deny(
-            d,
-            Reason::DenyList,
-            format!("deny list contains {}", req.ip),
-        );
+    if policy.deny.contains(f.ip) {
+        return deny(d, Reason::DenyList, Why::DenyList);
     }
     let cp = policy.class_policy(class);
     if let Some(methods) = &cp.methods {
-        if !methods.iter().any(|m| m == req.method) {
+        if !methods.iter().any(|m| m == f.method) {
             return deny(
                 d,
-                Reason::Method(req.method.to_string()),
-                format!("{class} allows only {}", methods.join(", ")),
+                Reason::Method(method_label(f.method)),
+                Why::ClassMethods(class),
             );
         }
     }
     let mut admitted = None;
-    for r in &policy.restrictions {
+    for (ri, r) in policy.restrictions.iter().enumerate() {
         match &r.kind {
             RestrictionKind::Block { paths } => {
-                if paths.iter().any(|p| p.matches(&canon.path)) {
+                if paths.iter().any(|p| p.matches(&f.canon.path)) {
                     return deny(
                         d,
                         Reason::Restrict(r.name.clone()),
-                        format!("restriction {:?} blocks this path", r.name),
+                        Why::RestrictionBlocks(ri),
                     );
                 }
             }
@@ -490,21 +661,24 @@ pub fn decide(policy: &InstancePolicy, geo: Option<&GeoDb>, req: &RequestView<'_
                 cookie,
                 secret,
             } => {
-                if !paths.iter().any(|p| p.matches(&canon.path)) {
+                if !paths.iter().any(|p| p.matches(&f.canon.path)) {
                     continue;
                 }
-                let by_query = canon
+                let by_query = f
                     .query
-                    .as_deref()
-                    .and_then(|q| query_value(q, param))
-                    .is_some_and(|v| ct_eq(&v, secret.as_bytes()));
-                let by_cookie =
-                    cookie_value(req.headers, cookie).is_some_and(|v| ct_eq(v, secret.as_bytes()));
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(param))
+                    .is_some_and(|(_, v)| ct_eq(&decode_query_value(v), secret.as_bytes()));
+                let by_cookie = f
+                    .cookies
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(cookie))
+                    .is_some_and(|(_, v)| ct_eq(v.as_bytes(), secret.as_bytes()));
                 if !by_query && !by_cookie {
                     return deny(
                         d,
                         Reason::Restrict(r.name.clone()),
-                        format!("restriction {:?} requires ?{param}= or its cookie", r.name),
+                        Why::RestrictionNeedsSecret(ri),
                     );
                 }
                 if by_query && !by_cookie {
@@ -518,78 +692,46 @@ pub fn decide(policy: &InstancePolicy, geo: Option<&GeoDb>, req: &RequestView<'_
             } => {
                 if admitted.is_none()
                     && classes.contains(&class)
-                    && req
-                        .headers
+                    && f.headers
                         .get(header)
                         .is_some_and(|v| ct_eq(v, secret.as_bytes()))
                 {
-                    admitted = Some(r.name.clone());
+                    admitted = Some(ri);
                 }
             }
         }
     }
-    d.trusted = policy.is_trusted(req.ip);
-    if let Some(name) = admitted {
-        d.rule = format!("admitted into {class} by restriction {name:?} (integration header)");
+    d.trusted = f.trusted;
+    if let Some(restriction) = admitted {
+        d.why = Why::Admitted { restriction, class };
         return d;
     }
     match cp.access {
-        Access::Deny => {
-            return deny(
-                d,
-                Reason::Acl(class),
-                format!(
-                    "{class} is denied on this instance ({})",
-                    policy.deployment.as_str()
-                ),
-            );
-        }
+        Access::Deny => return deny(d, Reason::Acl(class), Why::ClassDenied(class)),
         Access::Trusted if !d.trusted => {
-            return deny(
-                d,
-                Reason::Acl(class),
-                format!(
-                    "{class} is for trusted networks only and {} is not in one",
-                    req.ip
-                ),
-            );
+            return deny(d, Reason::Acl(class), Why::ClassTrustedOnly(class));
         }
         _ => {}
     }
     if d.trusted {
-        d.rule = format!("{class} from a trusted network (GeoIP skipped)");
+        d.why = Why::TrustedSkipsGeo(class);
         return d;
     }
     let countries = cp.countries.as_ref().unwrap_or(&policy.countries);
     if countries.is_empty() {
-        d.rule = format!(
-            "{class} is {} and no country restriction applies",
-            cp.access.as_str()
-        );
+        d.why = Why::NoCountryRestriction(class, cp.access);
         return d;
     }
-    d.country = geo.and_then(|g| g.country(req.ip));
+    d.country = geo.and_then(|g| g.country(f.ip));
     match d.country {
         None if policy.unknown_country == UnknownCountry::Deny => {
-            return deny(
-                d,
-                Reason::GeoUnknown,
-                format!("no country known for {} (unknown_country = deny)", req.ip),
-            );
+            return deny(d, Reason::GeoUnknown, Why::GeoUnknownDenied);
         }
-        None => {
-            d.rule = format!("{class} open; unknown country allowed");
-        }
+        None => d.why = Why::GeoUnknownAllowed(class),
         Some(cc) if !countries.contains(&cc) => {
-            return deny(
-                d,
-                Reason::Geo(cc),
-                format!("{cc} is not among the countries allowed for {class}"),
-            );
+            return deny(d, Reason::Geo(cc), Why::CountryRefused(cc, class));
         }
-        Some(cc) => {
-            d.rule = format!("{class} open to {cc}");
-        }
+        Some(cc) => d.why = Why::CountryAllowed(cc, class),
     }
     d
 }

@@ -129,7 +129,7 @@ impl Shutdown for BufIo {
     }
 }
 
-crate::iodelegate::delegate_digests!(BufIo);
+crate::conn::iodelegate::delegate_digests!(BufIo);
 
 #[async_trait]
 impl Peek for BufIo {

@@ -13,6 +13,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use openssl::ssl::{NameType, SslAcceptor};
 use pingora::apps::ServerApp;
@@ -28,7 +29,7 @@ use rpaas_wire::proxy::{self, ProxyHeader};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
-use crate::Shared;
+use crate::state::Shared;
 
 /// What the accept loop learned about a connection, carried to every request on it through
 /// the TLS digest's extension slot.
@@ -158,7 +159,7 @@ pub async fn serve_tls<A>(
     shared: Arc<Shared>,
     index: usize,
     listener: TcpListener,
-    acceptor: Arc<SslAcceptor>,
+    acceptor: Arc<ArcSwap<SslAcceptor>>,
     app: Arc<A>,
     mut shutdown: ShutdownWatch,
 ) where
@@ -185,7 +186,9 @@ pub async fn serve_tls<A>(
             }
         };
         let shared = shared.clone();
-        let acceptor = acceptor.clone();
+        // The acceptor of the current config: a reload that changes the listener's TLS
+        // profile applies to the next connection.
+        let acceptor = acceptor.load_full();
         let app = app.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -207,13 +210,13 @@ async fn handle_tls<A>(
     A: ServerApp + Send + Sync + 'static,
 {
     let snap = shared.snapshot.load_full();
-    let Some(lcfg) = snap.config.listeners.get(index) else {
+    let Some(lcfg) = snap.config().listeners.get(index) else {
         return;
     };
     let profile = lcfg.tls;
     let want_proxy = lcfg.client_ip == ClientIpSource::ProxyProtocol && lcfg.trusts(peer.ip());
-    let timeout = snap.config.node.handshake_timeout;
-    let header_timeout = snap.config.node.header_timeout;
+    let timeout = snap.config().node.handshake_timeout;
+    let header_timeout = snap.config().node.header_timeout;
     drop(snap);
 
     let _ = tcp.set_nodelay(true);
@@ -276,7 +279,7 @@ async fn handle_tls<A>(
         timeout,
         pingora::protocols::tls::server::handshake_with_callback(
             acceptor,
-            crate::bufio::BufIo::new(stream),
+            crate::conn::bufio::BufIo::new(stream),
             &callbacks,
         ),
     )
@@ -321,7 +324,7 @@ async fn handle_tls<A>(
         &[profile.as_str(), tls.ssl().version_str()],
     );
     let h2 = tls.ssl().selected_alpn_protocol() == Some(b"h2");
-    let mut client = crate::scrub::Scrubbed::new(Box::new(tls));
+    let mut client = crate::conn::scrub::Scrubbed::new(Box::new(tls));
     if !h2 {
         client = client.with_head_deadline(header_timeout);
     }

@@ -177,7 +177,7 @@ impl Shutdown for Scrubbed {
     }
 }
 
-crate::iodelegate::delegate_digests!(Scrubbed);
+crate::conn::iodelegate::delegate_digests!(Scrubbed);
 
 #[async_trait]
 impl Peek for Scrubbed {

@@ -1,0 +1,568 @@
+//! A node's life: start (bind everything first, so a busy port is reported at once), run the
+//! listeners, reload on SIGHUP (validate everything, bind what is new, then swap; a bad config
+//! keeps the old one serving), drain on SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use openssl::ssl::SslAcceptor;
+use pingora::apps::http_app::HttpServer;
+use pingora::apps::{HttpServerOptions, ServerApp};
+use pingora::server::configuration::ServerConf;
+use rpaas_config::{Config, ConfigError, ConfigErrors};
+use tokio::sync::{watch, Mutex, Notify};
+
+use crate::certs::CertStore;
+use crate::metrics::Metrics;
+use crate::relay::RelaySet;
+use crate::snapshot::Snapshot;
+use crate::state::Shared;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error("{file}: {key}: cannot listen on {addr}: {source}")]
+    Bind {
+        file: PathBuf,
+        key: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start: {0}")]
+    Internal(String),
+}
+
+/// What `rpaas check` reports about a valid config.
+#[derive(Debug)]
+pub struct CheckSummary {
+    pub listeners: usize,
+    pub instances: usize,
+    pub self_signed: Vec<String>,
+}
+
+fn cert_errors(config: &Config, errs: Vec<(usize, String, String)>) -> ConfigErrors {
+    ConfigErrors(
+        errs.into_iter()
+            .map(|(i, field, reason)| match config.instances.get(i) {
+                Some(inst) => ConfigError::new(&inst.source, inst.key(&field), reason),
+                None => ConfigError::new(&config.source, field, reason),
+            })
+            .collect(),
+    )
+}
+
+/// Everything a node would check before serving `config`: certificate files and keys,
+/// upstream CA files and names, every listener's TLS profile, the tunnel's certificate.
+pub fn verify(config: Config) -> Result<CheckSummary, ConfigErrors> {
+    let certs = Arc::new(CertStore::default());
+    let prepared = certs
+        .prepare(&config.instances)
+        .map_err(|e| cert_errors(&config, e))?;
+    let self_signed = config
+        .instances
+        .iter()
+        .filter(|i| i.cert == rpaas_config::CertSource::SelfSigned)
+        .map(|i| i.id.clone())
+        .collect();
+    certs.commit(prepared);
+    let mut errors = Vec::new();
+    for inst in &config.instances {
+        if inst.upstream.literal().is_none() {
+            if let Err(reason) =
+                crate::upstream::resolve_blocking(&inst.upstream.host, inst.upstream.port)
+            {
+                errors.push(ConfigError::new(&inst.source, inst.key("upstream"), reason));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let path = config.source.clone();
+    let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::build(config, 0, None)?));
+    let snap = snapshot.load_full();
+    for (i, l) in snap.config().listeners.iter().enumerate() {
+        crate::tls::acceptor(l, i, snapshot.clone(), certs.clone())
+            .map_err(|e| ConfigError::new(&path, format!("listener[{i}].tls"), e.to_string()))?;
+    }
+    if let Some(t) = &snap.config().node.tunnel {
+        tunnel_server_config(&path, t)?;
+    }
+    Ok(CheckSummary {
+        listeners: snap.config().listeners.len(),
+        instances: snap.instances.len(),
+        self_signed,
+    })
+}
+
+/// A running node: shared state plus what only reloads touch.
+struct Node {
+    shared: Arc<Shared>,
+    relays: RelaySet,
+    /// Per listener, its acceptor (rebuilt when a reload changes the TLS profile).
+    acceptors: Vec<Arc<ArcSwap<SslAcceptor>>>,
+}
+
+/// Runs a node until SIGTERM/SIGINT, then drains.
+pub fn serve(path: &Path) -> Result<(), StartError> {
+    let config = rpaas_config::load(path)?;
+    crate::logging::init(&config.node.log).map_err(StartError::Internal)?;
+    let certs = Arc::new(CertStore::default());
+    let prepared = certs
+        .prepare(&config.instances)
+        .map_err(|e| cert_errors(&config, e))?;
+    certs.commit(prepared);
+    let relays = RelaySet::default();
+    let relay_sockets = relays.prepare(&config)?;
+    let snap = Snapshot::build(config, 1, None)?;
+    let node_cfg = &snap.config().node;
+    let threads = node_cfg.threads;
+
+    // Bind before starting anything so that a busy port is reported clearly and at once.
+    let mut listeners = Vec::new();
+    for (i, l) in snap.config().listeners.iter().enumerate() {
+        listeners.push(bind(path, &format!("listener[{i}].address"), l.address)?);
+    }
+    let admin = match node_cfg.admin {
+        Some(a) => Some(bind(path, "node.admin", a)?),
+        None => None,
+    };
+    let tunnel = match &node_cfg.tunnel {
+        Some(t) => {
+            let server = tunnel_server_config(path, t)?;
+            let sock = std::net::UdpSocket::bind(t.address).map_err(|source| StartError::Bind {
+                file: path.to_path_buf(),
+                key: "node.tunnel".into(),
+                addr: t.address,
+                source,
+            })?;
+            Some((sock, server))
+        }
+        None => None,
+    };
+
+    let metrics = Metrics::new().map_err(|e| StartError::Internal(e.to_string()))?;
+    let tracked = node_cfg.limits.max_tracked;
+    let shared = Arc::new(Shared {
+        limiter: rpaas_ips::limits::Limiter::new(tracked),
+        tunnels: crate::tunnel::Tunnels::default(),
+        bans: rpaas_ips::limits::Bans::new(tracked),
+        snapshot: Arc::new(ArcSwap::from_pointee(snap)),
+        certs,
+        metrics,
+        active: AtomicUsize::new(0),
+        idle: Notify::new(),
+        resolve_now: Notify::new(),
+        config_path: path.to_path_buf(),
+        reload_lock: Mutex::new(()),
+    });
+    publish_config_metrics(&shared);
+
+    // One worker: a current-thread runtime has no work-stealing bookkeeping to pay for.
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("rpaas-worker")
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .thread_name("rpaas-worker")
+            .build()
+    }
+    .map_err(|e| StartError::Internal(e.to_string()))?;
+    rt.block_on(run(shared, listeners, admin, relays, relay_sockets, tunnel))
+}
+
+fn tunnel_server_config(
+    path: &Path,
+    t: &rpaas_config::TunnelNode,
+) -> Result<rpaas_tunnel::quinn::ServerConfig, ConfigErrors> {
+    let err = |key: &str, reason: String| ConfigErrors::from(ConfigError::new(path, key, reason));
+    let chain = rpaas_tunnel::tls::load_certs(&t.cert)
+        .map_err(|e| err("node.tunnel_cert", e.to_string()))?;
+    let key =
+        rpaas_tunnel::tls::load_key(&t.key).map_err(|e| err("node.tunnel_key", e.to_string()))?;
+    rpaas_tunnel::tls::server_config(chain, key).map_err(|e| err("node.tunnel_cert", e.to_string()))
+}
+
+fn bind(path: &Path, key: &str, addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
+    let l = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|_| l))
+        .map_err(|source| StartError::Bind {
+            file: path.to_path_buf(),
+            key: key.to_string(),
+            addr,
+            source,
+        })?;
+    Ok(l)
+}
+
+/// Logs where a socket listens (tests read the bound `:0` ports from these lines).
+fn listening(
+    std_l: std::net::TcpListener,
+    what: &str,
+) -> Result<tokio::net::TcpListener, StartError> {
+    let l = tokio::net::TcpListener::from_std(std_l)
+        .map_err(|e| StartError::Internal(e.to_string()))?;
+    let local = l
+        .local_addr()
+        .map_err(|e| StartError::Internal(e.to_string()))?;
+    tracing::info!(target: "rpaas::node", event = "listening", listener = what, address = %local, "listening");
+    Ok(l)
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    listeners: Vec<std::net::TcpListener>,
+    admin: Option<std::net::TcpListener>,
+    relays: RelaySet,
+    relay_sockets: crate::relay::Prepared,
+    tunnel: Option<(std::net::UdpSocket, rpaas_tunnel::quinn::ServerConfig)>,
+) -> Result<(), StartError> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let snap = shared.snapshot.load_full();
+    let conf = Arc::new(ServerConf {
+        threads: snap.config().node.threads,
+        ..Default::default()
+    });
+
+    let mut apps: Vec<Arc<pingora::proxy::HttpProxy<crate::proxy::Proxy>>> = Vec::new();
+    let mut acceptors = Vec::new();
+    let mut tasks = Vec::new();
+    for (i, std_l) in listeners.into_iter().enumerate() {
+        let Some(lcfg) = snap.config().listeners.get(i) else {
+            continue;
+        };
+        let acceptor = crate::tls::acceptor(lcfg, i, shared.snapshot.clone(), shared.certs.clone())
+            .map_err(|e| StartError::Internal(format!("listener[{i}] TLS: {e}")))?;
+        let acceptor = Arc::new(ArcSwap::from_pointee(acceptor));
+        acceptors.push(acceptor.clone());
+        let mut proxy = pingora::proxy::http_proxy(
+            &conf,
+            crate::proxy::Proxy {
+                shared: shared.clone(),
+                listener: i,
+            },
+        );
+        let mut opts = HttpServerOptions::default();
+        // Let CONNECT reach our request filter, which refuses it with a hardened 405;
+        // Pingora's own refusal would carry `Server: Pingora`.
+        opts.allow_connect_method_proxying = true;
+        proxy.server_options = Some(opts);
+        let app = Arc::new(proxy);
+        apps.push(app.clone());
+        let l = tokio::net::TcpListener::from_std(std_l)
+            .map_err(|e| StartError::Internal(e.to_string()))?;
+        let local = l
+            .local_addr()
+            .map_err(|e| StartError::Internal(e.to_string()))?;
+        tracing::info!(
+            target: "rpaas::node",
+            event = "listening",
+            listener = i,
+            address = %local,
+            tls = lcfg.tls.as_str(),
+            "listening"
+        );
+        tasks.push(tokio::spawn(crate::conn::accept::serve_tls(
+            shared.clone(),
+            i,
+            l,
+            acceptor,
+            app,
+            shutdown_rx.clone(),
+        )));
+    }
+    if let Some(std_l) = admin {
+        let l = listening(std_l, "admin")?;
+        let app = Arc::new(HttpServer::new_app(crate::admin::Admin {
+            shared: shared.clone(),
+        }));
+        tasks.push(tokio::spawn(crate::conn::accept::serve_plain(
+            l,
+            app,
+            shutdown_rx.clone(),
+        )));
+    }
+    let mut endpoint = None;
+    if let Some((sock, server)) = tunnel {
+        let runtime = Arc::new(rpaas_tunnel::quinn::TokioRuntime);
+        let ep =
+            rpaas_tunnel::quinn::Endpoint::new(Default::default(), Some(server), sock, runtime)
+                .map_err(|e| StartError::Internal(format!("tunnel: {e}")))?;
+        let local = ep
+            .local_addr()
+            .map_err(|e| StartError::Internal(e.to_string()))?;
+        tracing::info!(target: "rpaas::node", event = "listening", listener = "tunnel", address = %local, "tunnel listening");
+        tasks.push(tokio::spawn(crate::tunnel::serve(
+            shared.clone(),
+            ep.clone(),
+        )));
+        endpoint = Some(ep);
+    }
+    relays.commit(&shared, relay_sockets);
+    tasks.push(tokio::spawn(sweep_flows(shared.clone())));
+    tasks.push(tokio::spawn(resolve_upstreams(shared.clone())));
+    tracing::info!(
+        target: "rpaas::node",
+        event = "started",
+        generation = snap.generation,
+        instances = snap.instances.len(),
+        "node started"
+    );
+    drop(snap);
+
+    let node = Arc::new(Node {
+        shared: shared.clone(),
+        relays,
+        acceptors,
+    });
+    wait_for_signals(&node).await;
+
+    // Drain: stop accepting, let keep-alive connections close after their current request,
+    // wake idle ones, and wait (bounded) for requests in flight.
+    let drain = shared.snapshot.load().config().node.drain_timeout;
+    tracing::info!(target: "rpaas::node", event = "draining", open = shared.open_connections(), "draining");
+    let _ = shutdown_tx.send(true);
+    for app in &apps {
+        app.cleanup().await;
+    }
+    let waited = tokio::time::timeout(drain, async {
+        loop {
+            let notified = shared.idle.notified();
+            if shared.open_connections() == 0 {
+                break;
+            }
+            notified.await;
+        }
+    })
+    .await;
+    if let Some(ep) = endpoint {
+        ep.close(rpaas_tunnel::quinn::VarInt::from_u32(0), b"node stopping");
+    }
+    node.relays.stop_all();
+    for t in tasks {
+        t.abort();
+    }
+    tracing::info!(
+        target: "rpaas::node",
+        event = "stopped",
+        clean = waited.is_ok(),
+        open = shared.open_connections(),
+        "node stopped"
+    );
+    crate::logging::drain();
+    Ok(())
+}
+
+/// Forgets idle UDP flows and publishes the flow counts.
+async fn sweep_flows(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let idle = shared
+            .snapshot
+            .load()
+            .config()
+            .node
+            .tunnel
+            .as_ref()
+            .map_or(Duration::from_secs(120), |t| t.flow_idle);
+        let per = shared.tunnels.sweep(idle);
+        let snap = shared.snapshot.load();
+        for i in &snap.instances {
+            let n = per.get(&i.cfg.id).copied().unwrap_or(0);
+            crate::metrics::set(&shared.metrics.udp_flows, &[i.cfg.id.as_str()], n as i64);
+        }
+    }
+}
+
+/// Resolves upstream names again every `resolve_interval`, and soon after a failed connect.
+async fn resolve_upstreams(shared: Arc<Shared>) {
+    loop {
+        let every = shared.snapshot.load().config().node.resolve_interval;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shared.resolve_now.notified() => {
+                // Several failures in a burst: one lookup.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let snap = shared.snapshot.load_full();
+        for inst in &snap.instances {
+            match inst.upstream.refresh().await {
+                Ok(Some(addr)) => tracing::info!(
+                    target: "rpaas::upstream",
+                    event = "upstream_resolved",
+                    instance = %inst.cfg.id,
+                    address = %addr,
+                    "upstream address changed"
+                ),
+                Ok(None) => {}
+                Err(reason) => tracing::warn!(
+                    target: "rpaas::upstream",
+                    event = "upstream_unresolved",
+                    instance = %inst.cfg.id,
+                    reason = %reason,
+                    "upstream name does not resolve; keeping the last address"
+                ),
+            }
+        }
+    }
+}
+
+async fn wait_for_signals(node: &Arc<Node>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!(target: "rpaas::node", "cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                let node = node.clone();
+                // Certificates are parsed and DNS may be consulted: keep it off the workers.
+                let _ = tokio::task::spawn(async move { node.reload().await }).await;
+            }
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+        }
+    }
+}
+
+/// A config checked and bound, not yet swapped in.
+struct Staged {
+    snap: Snapshot,
+    certs: std::collections::HashMap<String, crate::certs::CertEntry>,
+    relays: crate::relay::Prepared,
+}
+
+impl Node {
+    /// Re-reads the config and swaps it in, or logs why not and keeps the old one.
+    async fn reload(self: &Arc<Self>) -> Result<u64, String> {
+        let shared = &self.shared;
+        let _guard = shared.reload_lock.lock().await;
+        let path = shared.config_path.clone();
+        let current = shared.snapshot.load_full();
+        let next_gen = current.generation + 1;
+        let me = self.clone();
+        let staged = tokio::task::spawn_blocking(move || -> Result<Staged, String> {
+            let config = rpaas_config::load(&path).map_err(|e| e.to_string())?;
+            restart_only_unchanged(current.config(), &config)?;
+            let certs = me
+                .shared
+                .certs
+                .prepare(&config.instances)
+                .map_err(|e| cert_errors(&config, e).to_string())?;
+            let relays = me.relays.prepare(&config).map_err(|e| e.to_string())?;
+            let snap =
+                Snapshot::build(config, next_gen, Some(&current)).map_err(|e| e.to_string())?;
+            Ok(Staged {
+                snap,
+                certs,
+                relays,
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        match staged {
+            Ok(s) => {
+                let generation = s.snap.generation;
+                let instances = s.snap.instances.len();
+                // Certificates first: a handshake that sees the new snapshot finds them.
+                shared.certs.commit(s.certs);
+                let old = shared.snapshot.swap(Arc::new(s.snap));
+                self.relays.commit(shared, s.relays);
+                self.rebuild_acceptors(&old);
+                crate::metrics::inc(&shared.metrics.reloads, &["ok"]);
+                publish_config_metrics(shared);
+                tracing::info!(target: "rpaas::node", event = "reloaded", generation, instances, "config reloaded");
+                Ok(generation)
+            }
+            Err(reason) => {
+                crate::metrics::inc(&shared.metrics.reloads, &["rejected"]);
+                tracing::error!(target: "rpaas::node", event = "reload_rejected", reason = %reason, "config reload rejected; the previous config keeps serving");
+                Err(reason)
+            }
+        }
+    }
+
+    /// Listeners whose TLS profile or HTTP/2 setting changed get a new acceptor; connections
+    /// already open keep theirs.
+    fn rebuild_acceptors(&self, old: &Snapshot) {
+        let snap = self.shared.snapshot.load_full();
+        for (i, l) in snap.config().listeners.iter().enumerate() {
+            let same = old
+                .config()
+                .listeners
+                .get(i)
+                .is_some_and(|o| o.tls == l.tls && o.http2 == l.http2);
+            let Some(slot) = self.acceptors.get(i) else {
+                continue;
+            };
+            if same {
+                continue;
+            }
+            match crate::tls::acceptor(
+                l,
+                i,
+                self.shared.snapshot.clone(),
+                self.shared.certs.clone(),
+            ) {
+                Ok(a) => slot.store(Arc::new(a)),
+                Err(e) => {
+                    tracing::error!(target: "rpaas::node", listener = i, error = %e, "cannot build the new TLS profile; the old one stays")
+                }
+            }
+        }
+    }
+}
+
+/// What only a restart can change: the listeners' addresses, the admin endpoint, the log
+/// target and the tunnel's address. TLS profiles, HTTP/2, client address rules, instances,
+/// relays, certificates and everything else reload.
+fn restart_only_unchanged(old: &Config, new: &Config) -> Result<(), String> {
+    let addrs = |c: &Config| c.listeners.iter().map(|l| l.address).collect::<Vec<_>>();
+    if addrs(old) != addrs(new) {
+        return Err(format!(
+            "{}: listener: adding, removing or moving a listener needs a restart",
+            new.source.display()
+        ));
+    }
+    let tunnel_addr = |c: &Config| c.node.tunnel.as_ref().map(|t| t.address);
+    if tunnel_addr(old) != tunnel_addr(new) {
+        return Err(format!(
+            "{}: node.tunnel: changing the tunnel's address needs a restart",
+            new.source.display()
+        ));
+    }
+    if old.node.admin != new.node.admin || old.node.log != new.node.log {
+        return Err(format!(
+            "{}: node.admin/node.log: changing these needs a restart",
+            new.source.display()
+        ));
+    }
+    Ok(())
+}
+
+fn publish_config_metrics(shared: &Shared) {
+    let snap = shared.snapshot.load();
+    shared.metrics.config_generation.set(snap.generation as i64);
+    shared.metrics.instance_info.reset();
+    for i in &snap.instances {
+        crate::metrics::set(&shared.metrics.instance_info, &[i.cfg.id.as_str()], 1);
+    }
+}
