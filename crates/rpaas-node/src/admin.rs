@@ -22,7 +22,7 @@ pub struct Admin {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExplainRequest {
-    /// The FQDN asked for (Host and, unless `sni` says otherwise, SNI).
+    /// The FQDN asked for (Host and, unless `sni` says otherwise, SNI); `""` sends no Host.
     pub host: String,
     pub ip: IpAddr,
     #[serde(default = "get")]
@@ -52,12 +52,13 @@ pub fn explain_live(shared: &Shared, q: &ExplainRequest) -> rpaas_admission::Exp
         .iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
         .collect();
-    if !headers.iter().any(|(k, _)| k == "host") {
+    if !q.host.is_empty() && !headers.iter().any(|(k, _)| k == "host") {
         headers.push(("host".into(), q.host.clone()));
     }
     let sni = match &q.sni {
         Some(s) if s.is_empty() => None,
         Some(s) => Some(s.to_ascii_lowercase()),
+        None if q.host.is_empty() => None,
         None => Some(q.host.trim_end_matches('.').to_ascii_lowercase()),
     };
     let authority = headers

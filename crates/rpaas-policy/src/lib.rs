@@ -581,8 +581,14 @@ pub fn decide(policy: &InstancePolicy, geo: Option<&GeoDb>, req: &RequestView<'_
             }
         }
     };
-    let query = canon.query.as_deref().map(split_query).unwrap_or_default();
-    let cookies = split_cookies(req.headers);
+    let (query, cookies) = if policy.reads_query_or_cookies() {
+        (
+            canon.query.as_deref().map(split_query).unwrap_or_default(),
+            split_cookies(req.headers),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
     decide_facts(
         policy,
         geo,

@@ -396,3 +396,112 @@ fn udp_throughput() {
         total as f64 / sent_in.as_secs_f64()
     );
 }
+
+#[test]
+fn a_reload_adds_and_removes_an_instance_with_relays_without_a_restart() {
+    let fx = Fixture::new();
+    let tun = fx.ca.write_leaf(fx.path(), "tunnel", &[SERVER_NAME]);
+    let (hb, _seen) = heartbeat_server();
+    let echo = tcp_echo();
+    let base = format!(
+        r#"
+[node]
+admin = "127.0.0.1:0"
+tunnel = "127.0.0.1:0"
+tunnel_cert = {cert:?}
+tunnel_key = {key:?}
+
+[[listener]]
+address = "127.0.0.1:0"
+
+[[instance]]
+id = "a"
+hostnames = ["{HOST_A}"]
+upstream = "http://127.0.0.1:9"
+"#,
+        cert = tun.cert,
+        key = tun.key,
+    );
+    let with_b = format!(
+        r#"{base}
+[[instance]]
+id = "b"
+hostnames = ["{HOST_B}"]
+upstream = "http://127.0.0.1:9"
+connector_secret = "{SECRET}"
+
+[[instance.udp]]
+listen = "127.0.0.1:0"
+target = "{hb}"
+
+[[instance.tcp]]
+listen = "127.0.0.1:0"
+target = "{echo}"
+access = "open"
+"#
+    );
+    let node = Node::start(bin(), fx.path(), &base);
+    let pid = node.pid();
+    node.write_config(&with_b);
+    node.signal(libc::SIGHUP);
+    node.wait_log(Duration::from_secs(10), |v| v["event"] == "reloaded")
+        .expect("reloaded");
+    let udp = node
+        .wait_relay("udp", "b", 0, Duration::from_secs(5))
+        .expect("udp relay bound live");
+    let tcp = node
+        .wait_relay("tcp", "b", 0, Duration::from_secs(5))
+        .expect("tcp relay bound live");
+
+    let cfg = format!(
+        "node = \"{}\"\nserver_name = \"{SERVER_NAME}\"\nnode_cert = {:?}\ninstance = \"b\"\nsecret = \"{SECRET}\"\nallow = [\"{hb}\", \"{echo}\"]\n",
+        node.tunnel.expect("tunnel"),
+        tun.cert,
+    );
+    let p = fx.path().join("connector-b.toml");
+    std::fs::write(&p, cfg).expect("write");
+    let _conn = Connector(
+        Command::new(connector_bin())
+            .args(["--config"])
+            .arg(&p)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn connector"),
+    );
+    wait_connected(&node, 1);
+    let agent = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    assert_eq!(ping(&agent, udp, "hello").as_deref(), Some("ack:hello"));
+    let mut c = std::net::TcpStream::connect(tcp).expect("tcp relay");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    c.write_all(b"through").expect("write");
+    let mut buf = [0u8; 7];
+    c.read_exact(&mut buf).expect("echo");
+    assert_eq!(&buf, b"through");
+    drop(c);
+
+    // A broken file is refused and everything keeps working.
+    node.write_config(&format!("{with_b}\n[[instance]]\nid = \"b\"\n"));
+    node.signal(libc::SIGHUP);
+    node.wait_log(Duration::from_secs(10), |v| v["event"] == "reload_rejected")
+        .expect("rejected");
+    assert_eq!(ping(&agent, udp, "still").as_deref(), Some("ack:still"));
+
+    // Removing the instance stops its relays.
+    node.write_config(&base);
+    node.signal(libc::SIGHUP);
+    node.wait_log(Duration::from_secs(10), |v| {
+        v["event"] == "relay_stopped" && v["instance"] == "b"
+    })
+    .expect("relays stopped");
+    let end = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(tcp).is_ok() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        std::net::TcpStream::connect(tcp).is_err(),
+        "tcp relay still listening"
+    );
+    assert_eq!(node.pid(), pid, "no restart");
+}

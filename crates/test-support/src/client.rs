@@ -35,8 +35,31 @@ impl<'a> Tls<'a> {
 
 pub type Conn = SslStream<TcpStream>;
 
-/// Connects and completes the handshake, verifying the server against `ca` and the SNI name.
-pub fn connect(addr: SocketAddr, tls: &Tls<'_>) -> Result<Conn, String> {
+type ConnectorKey = (std::path::PathBuf, String, Vec<u8>);
+
+/// Building a connector reads the system trust store (milliseconds): tests make thousands of
+/// connections, so connectors are kept per settings.
+fn connector(tls: &Tls<'_>) -> Result<SslConnector, String> {
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<ConnectorKey, SslConnector>>,
+    > = std::sync::OnceLock::new();
+    let key = (
+        tls.ca.to_path_buf(),
+        format!("{:?}/{:?}", tls.min, tls.max),
+        tls.alpn.to_vec(),
+    );
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(c) = cache.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(c);
+    }
+    let c = build_connector(tls)?;
+    if let Ok(mut m) = cache.lock() {
+        m.insert(key, c.clone());
+    }
+    Ok(c)
+}
+
+fn build_connector(tls: &Tls<'_>) -> Result<SslConnector, String> {
     let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
     b.set_ca_file(tls.ca).map_err(|e| e.to_string())?;
     if tls.min.is_some() || tls.max.is_some() {
@@ -49,10 +72,18 @@ pub fn connect(addr: SocketAddr, tls: &Tls<'_>) -> Result<Conn, String> {
     b.set_max_proto_version(tls.max)
         .map_err(|e| e.to_string())?;
     b.set_alpn_protos(tls.alpn).map_err(|e| e.to_string())?;
-    let connector = b.build();
+    Ok(b.build())
+}
+
+/// Connects and completes the handshake, verifying the server against `ca` and the SNI name.
+pub fn connect(addr: SocketAddr, tls: &Tls<'_>) -> Result<Conn, String> {
+    let connector = connector(tls)?;
     let mut tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
+    // Without it, the request written after the handshake's last flight waits for a
+    // delayed ACK (Nagle): 40 ms per request.
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
     if !tls.preamble.is_empty() {
         tcp.write_all(tls.preamble).map_err(|e| e.to_string())?;
     }

@@ -28,6 +28,13 @@ impl Node {
     pub fn start(bin: &Path, dir: &Path, config: &str) -> Node {
         let path = dir.join("rpaas.toml");
         std::fs::write(&path, config).expect("write config");
+        Self::start_file(bin, &path)
+    }
+
+    /// Starts `bin serve` on the config file at `path` (TOML or JSON).
+    pub fn start_file(bin: &Path, path: &Path) -> Node {
+        let path = path.to_path_buf();
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let mut child = Command::new(bin)
             .args(["serve", "--config"])
             .arg(&path)
@@ -62,7 +69,7 @@ impl Node {
         });
         let mut node = Node {
             child,
-            dir: dir.to_path_buf(),
+            dir,
             config: path,
             listeners: Vec::new(),
             admin: None,
@@ -105,6 +112,60 @@ impl Node {
             .find(|(k, i, n, _)| k == kind && i == instance && *n == index)
             .map(|r| r.3)
             .unwrap_or_else(|| panic!("no {kind} relay {instance}[{index}]: {:?}", self.relays))
+    }
+
+    /// The address of a relay bound after start (a reload added it): the latest `listening`
+    /// line for it, waited for up to `timeout`.
+    pub fn wait_relay(
+        &self,
+        kind: &str,
+        instance: &str,
+        index: usize,
+        timeout: Duration,
+    ) -> Option<SocketAddr> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            let found = self.logs.lock().ok().and_then(|l| {
+                l.iter()
+                    .rev()
+                    .find(|v| {
+                        v["event"] == "listening"
+                            && v["listener"] == kind
+                            && v["instance"] == instance
+                            && v["index"].as_u64() == Some(index as u64)
+                    })
+                    .and_then(|v| v["address"].as_str().and_then(|a| a.parse().ok()))
+            });
+            if found.is_some() {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// `POST` a JSON body to an admin path; (status, body).
+    pub fn admin_post(&self, path: &str, body: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let addr = self.admin.expect("admin address");
+        let mut s = std::net::TcpStream::connect(addr).expect("connect admin");
+        let _ = write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let status = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
     }
 
     /// Waits for a log line matching `pred`; returns it.
