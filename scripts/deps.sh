@@ -3,9 +3,10 @@
 # Idempotent: packages already present are not reinstalled.
 set -euo pipefail
 
-# pebble: a real ACME CA (and pebble-challtestsrv as its DNS) for the rpaas-acme tests.
+# pebble: a real ACME CA (and pebble-challtestsrv as its DNS) for the rpaas-acme tests;
+# postgresql: a throwaway cluster per test run for the fleet tests.
 PACKAGES=(build-essential pkg-config libssl-dev cmake perl curl openssl ca-certificates python3
-  python3-venv pebble)
+  python3-venv pebble postgresql)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -34,4 +35,16 @@ if ! "$SSLYZE_VENV/bin/sslyze" --help 2>/dev/null | grep -q "SSLyze version $SSL
   echo "installing sslyze $SSLYZE_VERSION into $SSLYZE_VENV"
   /usr/bin/python3 -m venv "$SSLYZE_VENV"
   "$SSLYZE_VENV/bin/pip" install -q "sslyze==$SSLYZE_VERSION"
+fi
+
+# openapi-spec-validator checks the control API's OpenAPI document (crates/rpaas/tests/
+# openapi.rs). Its own virtualenv beside sslyze's; the test finds it at this path (or at
+# $RPAAS_OPENAPI_VALIDATOR).
+OPENAPI_VALIDATOR_VERSION=0.7.1
+OPENAPI_VALIDATOR_VENV="${RPAAS_TOOLS:-$HOME/.cache/rpaas}/openapi-spec-validator"
+if [ "$("$OPENAPI_VALIDATOR_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("openapi-spec-validator"))' 2>/dev/null)" != "$OPENAPI_VALIDATOR_VERSION" ] \
+  || [ ! -x "$OPENAPI_VALIDATOR_VENV/bin/openapi-spec-validator" ]; then
+  echo "installing openapi-spec-validator $OPENAPI_VALIDATOR_VERSION into $OPENAPI_VALIDATOR_VENV"
+  /usr/bin/python3 -m venv "$OPENAPI_VALIDATOR_VENV"
+  "$OPENAPI_VALIDATOR_VENV/bin/pip" install -q "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
 fi

@@ -216,8 +216,9 @@ pub fn admit(
         });
         RequestData::new(head.method, &canon.path, target, pairs, class)
     });
+    type Pair = (String, String);
     let parsed;
-    let (query, cookies): (&[(String, String)], &[(String, String)]) = match &data {
+    let (query, cookies): (&[Pair], &[Pair]) = match &data {
         Some(data) => (&data.query_args, &data.cookies),
         None if inst.policy.reads_query_or_cookies() => {
             parsed = (

@@ -97,7 +97,15 @@ fn every_step_refuses_with_its_code() {
         tokens: Cell::new(100),
     };
     let a = Some("a.example.net");
-    let cases: &[(Option<&str>, Option<&str>, &str, &str, &str, &str)] = &[
+    type Case<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+    );
+    let cases: &[Case] = &[
         (a, None, "GET", "/automate/", "192.0.2.1", "host:missing"),
         (
             a,

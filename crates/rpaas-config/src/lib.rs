@@ -10,6 +10,7 @@
 //! certificate files is the node's job.
 #![forbid(unsafe_code)]
 
+mod control;
 mod export;
 mod ips;
 mod policy;
@@ -23,6 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use control::Control;
 pub use export::export;
 pub use ipnet::IpNet;
 pub use ips::{BanAction, Limits, NodeIps};
@@ -105,6 +107,8 @@ pub struct Config {
     pub node: Node,
     pub listeners: Vec<Listener>,
     pub instances: Vec<Instance>,
+    /// `[control]`: the admin API and its store, if configured.
+    pub control: Option<Control>,
 }
 
 /// `[node]`.

@@ -44,6 +44,10 @@ pub fn compile(doc: &Document) -> Result<Config, ConfigErrors> {
     if spec.listener.is_empty() {
         v.err(path, "listener", "at least one [[listener]] is required");
     }
+    let control = spec
+        .control
+        .as_ref()
+        .and_then(|c| v.control(path, c, &spec.node));
 
     let mut instances = Vec::new();
     let mut ids: HashMap<String, PathBuf> = HashMap::new();
@@ -143,6 +147,7 @@ pub fn compile(doc: &Document) -> Result<Config, ConfigErrors> {
         node,
         listeners,
         instances,
+        control,
     })
 }
 

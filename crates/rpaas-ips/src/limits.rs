@@ -242,6 +242,30 @@ impl Bans {
         false
     }
 
+    /// Bans the client until `until` (a ban another node decided); a longer ban stays.
+    pub fn ban(&self, ip: IpAddr, until: Instant) {
+        let key = client_key(ip);
+        let now = Instant::now();
+        let Ok(mut map) = self.shards[shard_of(&key)].lock() else {
+            return;
+        };
+        if map.len() >= self.max_per_shard && !map.contains_key(&key) {
+            // Strikes make room for a ban; bans already in force stay.
+            map.retain(|_, s| s.banned_until.is_some_and(|u| u > now));
+            if map.len() >= self.max_per_shard {
+                return;
+            }
+        }
+        let s = map.entry(key).or_insert(Strikes {
+            count: 0,
+            window_start: now,
+            banned_until: None,
+        });
+        if s.banned_until.is_none_or(|u| u < until) {
+            s.banned_until = Some(until);
+        }
+    }
+
     /// Number of clients currently banned.
     pub fn banned_count(&self, now: Instant) -> usize {
         self.shards

@@ -99,6 +99,9 @@ pub fn load(inst: &Instance) -> Result<CertKey, (String, String)> {
     }
 }
 
+/// A certificate that cannot be loaded: the instance's index, the field, the reason.
+pub type CertProblem = (usize, String, String);
+
 impl CertStore {
     /// The certificates of instance `id`.
     pub fn get(&self, id: &str) -> Option<Arc<CertKey>> {
@@ -111,7 +114,7 @@ impl CertStore {
     pub fn prepare(
         &self,
         instances: &[Instance],
-    ) -> Result<HashMap<String, CertEntry>, Vec<(usize, String, String)>> {
+    ) -> Result<HashMap<String, CertEntry>, Vec<CertProblem>> {
         let current = self.map.load();
         let mut next = HashMap::new();
         let mut errors = Vec::new();

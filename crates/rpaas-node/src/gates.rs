@@ -40,6 +40,9 @@ pub fn strike(shared: &Shared, instance: &str, client: IpAddr, now: Instant) {
         return;
     };
     if shared.bans.strike(client, &policy, now) {
+        if shared.telemetry.is_some() {
+            shared.ban_outbox.share(client, policy.duration);
+        }
         crate::metrics::inc(&shared.metrics.bans, &[instance]);
         tracing::warn!(
             target: "rpaas::ips",

@@ -18,6 +18,8 @@
 mod admin;
 mod certs;
 pub mod conn;
+mod control;
+mod fleet;
 mod gates;
 mod harden;
 mod ips;
@@ -28,6 +30,7 @@ mod proxy;
 mod relay;
 mod snapshot;
 mod state;
+mod telemetry;
 mod tls;
 mod tunnel;
 mod upstream;

@@ -17,6 +17,7 @@ use rpaas_config::{Config, ConfigError, ConfigErrors};
 use tokio::sync::{watch, Mutex, Notify};
 
 use crate::certs::CertStore;
+use crate::control::Source;
 use crate::metrics::Metrics;
 use crate::relay::RelaySet;
 use crate::snapshot::Snapshot;
@@ -46,7 +47,7 @@ pub struct CheckSummary {
     pub self_signed: Vec<String>,
 }
 
-fn cert_errors(config: &Config, errs: Vec<(usize, String, String)>) -> ConfigErrors {
+fn cert_errors(config: &Config, errs: Vec<crate::certs::CertProblem>) -> ConfigErrors {
     ConfigErrors(
         errs.into_iter()
             .map(|(i, field, reason)| match config.instances.get(i) {
@@ -102,8 +103,9 @@ pub fn verify(config: Config) -> Result<CheckSummary, ConfigErrors> {
 }
 
 /// A running node: shared state plus what only reloads touch.
-struct Node {
-    shared: Arc<Shared>,
+pub(crate) struct Node {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) source: Source,
     relays: RelaySet,
     /// Per listener, its acceptor (rebuilt when a reload changes the TLS profile).
     acceptors: Vec<Arc<ArcSwap<SslAcceptor>>>,
@@ -111,8 +113,52 @@ struct Node {
 
 /// Runs a node until SIGTERM/SIGINT, then drains.
 pub fn serve(path: &Path) -> Result<(), StartError> {
-    let config = rpaas_config::load(path)?;
-    crate::logging::init(&config.node.log).map_err(StartError::Internal)?;
+    // The files alone first: they say where the logs go, how many workers, and the store.
+    let file_config = rpaas_config::load(path)?;
+    crate::logging::init(&file_config.node.log).map_err(StartError::Internal)?;
+    let threads = file_config.node.threads;
+    // One worker: a current-thread runtime has no work-stealing bookkeeping to pay for.
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("rpaas-worker")
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .thread_name("rpaas-worker")
+            .build()
+    }
+    .map_err(|e| StartError::Internal(e.to_string()))?;
+    rt.block_on(async move {
+        let store = match &file_config.control {
+            // A PostgreSQL that is down does not stop the node: it serves its cached snapshot.
+            Some(c) => Some(
+                rpaas_control::Store::open_lazy(&c.store)
+                    .await
+                    .map_err(|e| {
+                        StartError::Config(
+                            ConfigError::new(path, "control.store", e.to_string()).into(),
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        let source = Source {
+            path: path.to_path_buf(),
+            store,
+            cache: file_config.control.as_ref().and_then(|c| c.cache.clone()),
+        };
+        let (config, revision) = source.load().await?;
+        boot(config, revision, source).await
+    })
+}
+
+/// Binds everything for `config` (so a busy port is reported at once), then runs.
+async fn boot(config: Config, revision: i64, source: Source) -> Result<(), StartError> {
+    let path = source.path.clone();
+    let path = path.as_path();
     let certs = Arc::new(CertStore::default());
     let prepared = certs
         .prepare(&config.instances)
@@ -122,15 +168,25 @@ pub fn serve(path: &Path) -> Result<(), StartError> {
     let relay_sockets = relays.prepare(&config)?;
     let snap = Snapshot::build(config, 1, None)?;
     let node_cfg = &snap.config().node;
-    let threads = node_cfg.threads;
 
-    // Bind before starting anything so that a busy port is reported clearly and at once.
     let mut listeners = Vec::new();
     for (i, l) in snap.config().listeners.iter().enumerate() {
         listeners.push(bind(path, &format!("listener[{i}].address"), l.address)?);
     }
     let admin = match node_cfg.admin {
         Some(a) => Some(bind(path, "node.admin", a)?),
+        None => None,
+    };
+    let api = match &snap.config().control {
+        Some(c) => Some(
+            rpaas_control::ApiServer::bind(
+                c.listen,
+                c.cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+            )
+            .map_err(|reason| {
+                StartError::Config(ConfigError::new(path, "control.listen", reason).into())
+            })?,
+        ),
         None => None,
     };
     let tunnel = match &node_cfg.tunnel {
@@ -149,6 +205,16 @@ pub fn serve(path: &Path) -> Result<(), StartError> {
 
     let metrics = Metrics::new().map_err(|e| StartError::Internal(e.to_string()))?;
     let tracked = node_cfg.limits.max_tracked;
+    let (telemetry, events) = match (&source.store, &snap.config().control) {
+        (Some(store), Some(c)) => {
+            let (t, rx) = crate::telemetry::Telemetry::new();
+            (
+                Some(t),
+                Some((rx, store.clone(), c.node_id.clone(), c.retention)),
+            )
+        }
+        _ => (None, None),
+    };
     let shared = Arc::new(Shared {
         limiter: rpaas_ips::limits::Limiter::new(tracked),
         tunnels: crate::tunnel::Tunnels::default(),
@@ -161,24 +227,25 @@ pub fn serve(path: &Path) -> Result<(), StartError> {
         resolve_now: Notify::new(),
         config_path: path.to_path_buf(),
         reload_lock: Mutex::new(()),
+        applied_revision: std::sync::atomic::AtomicI64::new(revision),
+        telemetry,
+        ban_outbox: Default::default(),
     });
     publish_config_metrics(&shared);
-
-    // One worker: a current-thread runtime has no work-stealing bookkeeping to pay for.
-    let rt = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .thread_name("rpaas-worker")
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .thread_name("rpaas-worker")
-            .build()
+    if let Some((rx, store, node_id, retention)) = events {
+        tokio::spawn(crate::telemetry::run(rx, store, node_id, retention));
     }
-    .map_err(|e| StartError::Internal(e.to_string()))?;
-    rt.block_on(run(shared, listeners, admin, relays, relay_sockets, tunnel))
+    run(
+        shared,
+        source,
+        listeners,
+        admin,
+        api,
+        relays,
+        relay_sockets,
+        tunnel,
+    )
+    .await
 }
 
 fn tunnel_server_config(
@@ -219,10 +286,13 @@ fn listening(
     Ok(l)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     shared: Arc<Shared>,
+    source: Source,
     listeners: Vec<std::net::TcpListener>,
     admin: Option<std::net::TcpListener>,
+    api: Option<rpaas_control::ApiServer>,
     relays: RelaySet,
     relay_sockets: crate::relay::Prepared,
     tunnel: Option<(std::net::UdpSocket, rpaas_tunnel::quinn::ServerConfig)>,
@@ -320,11 +390,38 @@ async fn run(
     );
     drop(snap);
 
+    let store = source.store.clone();
     let node = Arc::new(Node {
         shared: shared.clone(),
+        source,
         relays,
         acceptors,
     });
+    if let Some(store) = &store {
+        tasks.push(tokio::spawn(crate::fleet::run(node.clone(), store.clone())));
+    }
+    if let (Some(api), Some(store)) = (api, store) {
+        let settings = {
+            let snap = shared.snapshot.load();
+            let c = snap.config().control.as_ref();
+            rpaas_control::Settings {
+                base_domain: c.and_then(|c| c.base_domain.clone()),
+                acme: snap.config().spec.acme.is_some(),
+                retention: c.map_or(Duration::from_secs(7 * 86_400), |c| c.retention),
+            }
+        };
+        let control = rpaas_control::Control::new(
+            store,
+            Arc::new(crate::control::Hooks { node: node.clone() }),
+            settings,
+        );
+        tracing::info!(target: "rpaas::node", event = "listening", listener = "control", address = %api.local, "control API listening");
+        tasks.push(tokio::spawn(rpaas_control::serve(
+            api,
+            rpaas_control::router(control),
+        )));
+        tasks.push(tokio::spawn(poll_store(node.clone())));
+    }
     wait_for_signals(&node).await;
 
     // Drain: stop accepting, let keep-alive connections close after their current request,
@@ -447,37 +544,44 @@ struct Staged {
     snap: Snapshot,
     certs: std::collections::HashMap<String, crate::certs::CertEntry>,
     relays: crate::relay::Prepared,
+    revision: i64,
 }
 
 impl Node {
-    /// Re-reads the config and swaps it in, or logs why not and keeps the old one.
-    async fn reload(self: &Arc<Self>) -> Result<u64, String> {
+    /// Re-reads the config (files and store) and swaps it in, or logs why not and keeps the
+    /// old one.
+    pub(crate) async fn reload(self: &Arc<Self>) -> Result<u64, String> {
         let shared = &self.shared;
         let _guard = shared.reload_lock.lock().await;
-        let path = shared.config_path.clone();
         let current = shared.snapshot.load_full();
         let next_gen = current.generation + 1;
+        let loaded = self.source.load().await.map_err(|e| e.to_string());
         let me = self.clone();
-        let staged = tokio::task::spawn_blocking(move || -> Result<Staged, String> {
-            let config = rpaas_config::load(&path).map_err(|e| e.to_string())?;
-            restart_only_unchanged(current.config(), &config)?;
-            let certs = me
-                .shared
-                .certs
-                .prepare(&config.instances)
-                .map_err(|e| cert_errors(&config, e).to_string())?;
-            let relays = me.relays.prepare(&config).map_err(|e| e.to_string())?;
-            let snap =
-                Snapshot::build(config, next_gen, Some(&current)).map_err(|e| e.to_string())?;
-            Ok(Staged {
-                snap,
-                certs,
-                relays,
-            })
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r);
+        let staged = match loaded {
+            Err(e) => Err(e),
+            Ok((config, revision)) => {
+                tokio::task::spawn_blocking(move || -> Result<Staged, String> {
+                    restart_only_unchanged(current.config(), &config)?;
+                    let certs = me
+                        .shared
+                        .certs
+                        .prepare(&config.instances)
+                        .map_err(|e| cert_errors(&config, e).to_string())?;
+                    let relays = me.relays.prepare(&config).map_err(|e| e.to_string())?;
+                    let snap = Snapshot::build(config, next_gen, Some(&current))
+                        .map_err(|e| e.to_string())?;
+                    Ok(Staged {
+                        snap,
+                        certs,
+                        relays,
+                        revision,
+                    })
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
+            }
+        };
         match staged {
             Ok(s) => {
                 let generation = s.snap.generation;
@@ -487,6 +591,9 @@ impl Node {
                 let old = shared.snapshot.swap(Arc::new(s.snap));
                 self.relays.commit(shared, s.relays);
                 self.rebuild_acceptors(&old);
+                shared
+                    .applied_revision
+                    .store(s.revision, std::sync::atomic::Ordering::Release);
                 crate::metrics::inc(&shared.metrics.reloads, &["ok"]);
                 publish_config_metrics(shared);
                 tracing::info!(target: "rpaas::node", event = "reloaded", generation, instances, "config reloaded");
@@ -526,6 +633,39 @@ impl Node {
                 Err(e) => {
                     tracing::error!(target: "rpaas::node", listener = i, error = %e, "cannot build the new TLS profile; the old one stays")
                 }
+            }
+        }
+    }
+}
+
+/// Reloads when the store holds a revision this node does not serve (a change made through
+/// another node, a missed notification, or the store coming back).
+async fn poll_store(node: Arc<Node>) {
+    loop {
+        let every = node
+            .shared
+            .snapshot
+            .load()
+            .config()
+            .control
+            .as_ref()
+            .map_or(Duration::from_secs(5), |c| c.poll_interval);
+        tokio::time::sleep(every).await;
+        let Some(store) = &node.source.store else {
+            return;
+        };
+        match store.revision().await {
+            Ok(r)
+                if r != node
+                    .shared
+                    .applied_revision
+                    .load(std::sync::atomic::Ordering::Acquire) =>
+            {
+                let _ = node.reload().await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(target: "rpaas::control", error = %e, "the control store is unavailable; serving the last config")
             }
         }
     }

@@ -464,6 +464,29 @@ impl ProxyHttp for Proxy {
             .and_then(|d| d.ssl_digest.as_ref())
             .map(|s| s.version.to_string())
             .unwrap_or_default();
+        if let (Some(t), Some(inst)) = (&self.shared.telemetry, &ctx.instance) {
+            t.record(crate::telemetry::Event {
+                time_ms: rpaas_control::store::now_ms(),
+                instance: inst.cfg.id.clone(),
+                ip: ctx
+                    .client_ip
+                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+                country: country.clone().unwrap_or_default(),
+                method: req.method.as_str().to_string(),
+                path: req.uri.path().to_string(),
+                class,
+                // An upstream failure is not a refusal.
+                reason: ctx
+                    .reason
+                    .as_ref()
+                    .filter(|r| **r != Reason::Upstream)
+                    .map(|r| r.code().into_owned())
+                    .unwrap_or_default(),
+                status,
+                request_id: ctx.request_id.clone(),
+                tls: tls_version.clone(),
+            });
+        }
         if let Some(mut line) = crate::logging::AccessLine::new() {
             let error = e.map(|e| e.to_string()).unwrap_or_default();
             let client = ctx.client_ip.map(|i| i.to_string()).unwrap_or_default();

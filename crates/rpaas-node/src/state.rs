@@ -31,6 +31,12 @@ pub struct Shared {
     pub resolve_now: Notify,
     pub config_path: PathBuf,
     pub reload_lock: Mutex<()>,
+    /// The control store's revision the served config holds (0 without a store).
+    pub applied_revision: std::sync::atomic::AtomicI64,
+    /// Traffic and refusals for the control store, when there is one.
+    pub telemetry: Option<crate::telemetry::Telemetry>,
+    /// Bans this node decided, for the fleet (read only when there is a store).
+    pub ban_outbox: crate::fleet::BanOutbox,
 }
 
 impl std::fmt::Debug for Shared {

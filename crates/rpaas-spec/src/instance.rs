@@ -134,6 +134,29 @@ pub const ACL_FIELDS: &[&str] = &[
     "ips",
 ];
 
+/// The instance fields only the operator may change (everything that is not the ACL).
+pub const OPERATOR_FIELDS: &[&str] = &[
+    "id",
+    "hostnames",
+    "cert",
+    "key",
+    "upstream",
+    "upstream_host",
+    "upstream_ca",
+    "dangerous_skip_upstream_verify",
+    "bind",
+    "connect_timeout",
+    "read_timeout",
+    "write_timeout",
+    "idle_timeout",
+    "strip_headers",
+    "hsts",
+    "connector_secret",
+    "connector_secret_file",
+    "udp",
+    "tcp",
+];
+
 impl InstanceSpec {
     /// The partner-editable part.
     pub fn acl(&self) -> AclSpec {

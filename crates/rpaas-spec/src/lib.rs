@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use instance::{
     AclSpec, ClassSpec, ExclusionSpec, Files, InstanceIpsSpec, InstanceSpec, NetEntry,
-    RestrictSpec, TcpSpec, UdpSpec, ACL_FIELDS,
+    RestrictSpec, TcpSpec, UdpSpec, ACL_FIELDS, OPERATOR_FIELDS,
 };
 pub use node::{
     AcmeSpec, ControlSpec, DurationSpec, LimitsSpec, ListenerSpec, NodeIpsSpec, NodeSpec,

@@ -74,3 +74,53 @@ fn the_acl_is_the_partner_part_of_an_instance() {
         assert!(ACL_FIELDS.contains(&k.as_str()), "{k}");
     }
 }
+
+#[test]
+fn every_instance_field_is_either_acl_or_operator() {
+    // A spec with every field written: each key it serialises must be in exactly one list.
+    let text = r#"
+id = "a"
+hostnames = ["a.example.net"]
+cert = "c"
+key = "k"
+upstream = "https://x"
+upstream_host = "x"
+upstream_ca = "ca"
+dangerous_skip_upstream_verify = true
+bind = "127.0.0.1"
+connect_timeout = 1
+read_timeout = 1
+write_timeout = 1
+idle_timeout = 1
+strip_headers = ["x"]
+hsts = "off"
+deployment = "mixed"
+trusted = ["1.2.3.4"]
+deny = ["1.2.3.5"]
+countries = ["US"]
+connector_secret = "0123456789abcdef"
+connector_secret_file = "f"
+[class.api]
+access = "trusted"
+[[restrict]]
+name = "r"
+block = ["/x"]
+[ips]
+mode = "detect"
+[[udp]]
+listen = "127.0.0.1:0"
+[[tcp]]
+listen = "127.0.0.1:0"
+"#;
+    let spec: InstanceSpec = from_toml(text).expect("parses");
+    let v = serde_json::to_value(&spec).expect("json");
+    for k in v.as_object().expect("object").keys() {
+        let acl = ACL_FIELDS.contains(&k.as_str());
+        let op = OPERATOR_FIELDS.contains(&k.as_str());
+        assert!(acl != op, "{k}: acl {acl}, operator {op}");
+    }
+    assert_eq!(
+        v.as_object().map(|o| o.len()),
+        Some(ACL_FIELDS.len() + OPERATOR_FIELDS.len())
+    );
+}

@@ -6,6 +6,7 @@ pub mod check;
 pub mod config;
 pub mod explain;
 pub mod geoip;
+pub mod key;
 
 use std::process::ExitCode;
 

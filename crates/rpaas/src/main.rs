@@ -1,6 +1,6 @@
 //! `rpaas`: the node binary. `serve` runs a node, `check` validates a config, `explain` says
 //! what would happen to a request and why, `geoip` looks addresses up, `config export` prints
-//! the effective config, `audit` checks an Automate server against the hardening guide.
+//! the effective config, `key` manages API keys, `audit` checks an Automate server against the hardening guide.
 //! Everything else lives in the library crates; this file only parses arguments and
 //! dispatches to `cmd`.
 
@@ -52,6 +52,9 @@ enum Command {
     /// The config as data.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// API keys of the control plane (works while the node runs).
+    #[command(subcommand)]
+    Key(cmd::key::KeyCommand),
     /// Check an Automate server (or an rpaas node in front of it) against the vendor's
     /// hardening guide: one line per check, exit 1 if any fails (docs/audit.md).
     Audit(cmd::audit::AuditArgs),
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Explain(a) => cmd::explain::run(a),
         Command::Geoip { db, config, ips } => cmd::geoip::run(db, config, &ips),
         Command::Config(ConfigCommand::Export { config }) => cmd::config::export(&config),
+        Command::Key(k) => cmd::key::run(k),
         Command::Audit(a) => cmd::audit::run(a),
     }
 }

@@ -18,6 +18,8 @@ pub struct Tls<'a> {
     pub alpn: &'a [u8],
     /// Bytes written before the TLS handshake (a PROXY header).
     pub preamble: &'a [u8],
+    /// Check the server's certificate (off for self-signed ones the test cannot know).
+    pub verify: bool,
 }
 
 impl<'a> Tls<'a> {
@@ -29,6 +31,7 @@ impl<'a> Tls<'a> {
             max: None,
             alpn: b"\x08http/1.1",
             preamble: b"",
+            verify: true,
         }
     }
 }
@@ -45,7 +48,7 @@ fn connector(tls: &Tls<'_>) -> Result<SslConnector, String> {
     > = std::sync::OnceLock::new();
     let key = (
         tls.ca.to_path_buf(),
-        format!("{:?}/{:?}", tls.min, tls.max),
+        format!("{:?}/{:?}/{}", tls.min, tls.max, tls.verify),
         tls.alpn.to_vec(),
     );
     let cache = CACHE.get_or_init(Default::default);
@@ -72,6 +75,9 @@ fn build_connector(tls: &Tls<'_>) -> Result<SslConnector, String> {
     b.set_max_proto_version(tls.max)
         .map_err(|e| e.to_string())?;
     b.set_alpn_protos(tls.alpn).map_err(|e| e.to_string())?;
+    if !tls.verify {
+        b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    }
     Ok(b.build())
 }
 
@@ -88,6 +94,9 @@ pub fn connect(addr: SocketAddr, tls: &Tls<'_>) -> Result<Conn, String> {
         tcp.write_all(tls.preamble).map_err(|e| e.to_string())?;
     }
     let mut cfg = connector.configure().map_err(|e| e.to_string())?;
+    if !tls.verify {
+        cfg.set_verify_hostname(false);
+    }
     let domain = match tls.sni {
         Some(s) => s,
         None => {

@@ -3,6 +3,7 @@
 //! control of the bytes sent ([`client`]), and a handle on a real `rpaas serve` process
 //! ([`node`]). Nothing here is used by the product itself.
 
+pub mod api;
 pub mod certs;
 pub mod client;
 pub mod h2client;

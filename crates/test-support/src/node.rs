@@ -15,6 +15,8 @@ pub struct Node {
     /// Bound address of each `[[listener]]`, in config order.
     pub listeners: Vec<SocketAddr>,
     pub admin: Option<SocketAddr>,
+    /// The control API's address, if configured.
+    pub control: Option<SocketAddr>,
     /// The connector tunnel's UDP address, if configured.
     pub tunnel: Option<SocketAddr>,
     /// Relay sockets: (`"udp"`/`"tcp"`, instance id, index, address).
@@ -73,6 +75,7 @@ impl Node {
             config: path,
             listeners: Vec::new(),
             admin: None,
+            control: None,
             tunnel: None,
             relays: Vec::new(),
             logs,
@@ -92,6 +95,7 @@ impl Node {
                 .expect("listening address");
             match v["listener"].as_str() {
                 Some("admin") => node.admin = Some(addr),
+                Some("control") => node.control = Some(addr),
                 Some("tunnel") => node.tunnel = Some(addr),
                 Some(kind @ ("udp" | "tcp")) => node.relays.push((
                     kind.to_string(),
