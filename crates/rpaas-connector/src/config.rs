@@ -9,7 +9,7 @@ use serde::Deserialize;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    node: Option<String>,
+    node: Option<Nodes>,
     server_name: Option<String>,
     node_cert: Option<String>,
     node_ca: Option<String>,
@@ -21,11 +21,19 @@ struct File {
     flow_idle_seconds: Option<u64>,
 }
 
+/// `node = "host:port"` or, for a fleet, `node = ["a:4433", "b:4433"]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Nodes {
+    One(String),
+    Many(Vec<String>),
+}
+
 /// A validated connector configuration.
 #[derive(Clone)]
 pub struct Config {
-    /// `host:port` of the node's tunnel.
-    pub node: String,
+    /// `host:port` of each node's tunnel (one tunnel to each, all at once).
+    pub nodes: Vec<String>,
     pub server_name: String,
     pub trust: Trust,
     pub instance: String,
@@ -38,7 +46,7 @@ pub struct Config {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("node", &self.node)
+            .field("nodes", &self.nodes)
             .field("instance", &self.instance)
             .field("allow", &self.allow)
             .finish_non_exhaustive()
@@ -61,15 +69,25 @@ pub fn load(path: &Path) -> Result<Config, String> {
         std::fs::read_to_string(path).map_err(|e| format!("{f}: -: cannot read file: {e}"))?;
     let file: File = toml::from_str(&text).map_err(|e| format!("{f}: -: {}", e.message()))?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let node = file
-        .node
-        .ok_or_else(|| format!("{f}: node: is required (host:port of the node's tunnel)"))?;
-    if node
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse::<u16>().ok())
-        .is_none()
-    {
-        return Err(format!("{f}: node: {node:?} must be host:port"));
+    let nodes = match file.node {
+        None => return Err(format!("{f}: node: is required (host:port of the node's tunnel)")),
+        Some(Nodes::One(n)) => vec![n],
+        Some(Nodes::Many(l)) => l,
+    };
+    if nodes.is_empty() {
+        return Err(format!("{f}: node: name at least one node (host:port)"));
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        if node
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
+            return Err(format!("{f}: node[{i}]: {node:?} must be host:port"));
+        }
+        if nodes[..i].contains(node) {
+            return Err(format!("{f}: node[{i}]: {node:?} is listed twice"));
+        }
     }
     let server_name = file.server_name.ok_or_else(|| {
         format!("{f}: server_name: is required (the name in the node's certificate)")
@@ -133,7 +151,7 @@ pub fn load(path: &Path) -> Result<Config, String> {
         ));
     }
     Ok(Config {
-        node,
+        nodes,
         server_name,
         trust,
         instance,

@@ -8,6 +8,10 @@
 //! It refuses every target not in its `allow` list, so a compromised node cannot use it to
 //! reach other hosts on the partner's network. It reconnects with jittered exponential backoff
 //! and stops only on a bad config or rejected credentials.
+//!
+//! With several nodes (a fleet) it keeps one tunnel to each at the same time: agents reach
+//! whichever node is up, each datagram's replies go back through the tunnel it came from, and
+//! one node going away does not touch the others' tunnels.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -78,33 +82,49 @@ pub async fn run(cfg: Config) -> Result<(), Fatal> {
     };
     endpoint.set_default_client_config(client);
     let cfg = Arc::new(cfg);
+    let mut tunnels = tokio::task::JoinSet::new();
+    for node in cfg.nodes.clone() {
+        tunnels.spawn(tunnel(endpoint.clone(), cfg.clone(), node));
+    }
+    // Each tunnel runs until the node rejects this connector: that is fatal for all.
+    match tunnels.join_next().await {
+        Some(Ok(fatal)) => Err(fatal),
+        Some(Err(e)) => Err(Fatal::Setup(e.to_string())),
+        None => Ok(()),
+    }
+}
+
+/// Keeps one tunnel to `node` up; returns only when the node rejects the connector.
+async fn tunnel(endpoint: quinn::Endpoint, cfg: Arc<Config>, node: String) -> Fatal {
     let mut backoff = Backoff::new();
     loop {
-        tracing::info!(node = %cfg.node, instance = %cfg.instance, "connecting");
-        match attempt(&endpoint, &cfg).await {
+        tracing::info!(node = %node, instance = %cfg.instance, "connecting");
+        match attempt(&endpoint, &cfg, &node).await {
             Attempt::Ended(lasted) => {
-                tracing::warn!(after_secs = lasted.as_secs(), "disconnected from the node");
+                tracing::warn!(node = %node, after_secs = lasted.as_secs(), "disconnected from the node");
                 if lasted > Duration::from_secs(10) {
                     backoff.reset();
                 }
             }
-            Attempt::Failed(reason) => tracing::warn!(%reason, "connection to the node failed"),
-            Attempt::Rejected(reason) => return Err(Fatal::Rejected(reason)),
+            Attempt::Failed(reason) => {
+                tracing::warn!(node = %node, %reason, "connection to the node failed")
+            }
+            Attempt::Rejected(reason) => return Fatal::Rejected(reason),
         }
         let wait = backoff.wait();
-        tracing::info!(retry_in_ms = wait.as_millis() as u64, "reconnecting");
+        tracing::info!(node = %node, retry_in_ms = wait.as_millis() as u64, "reconnecting");
         tokio::time::sleep(wait).await;
     }
 }
 
-async fn attempt(endpoint: &quinn::Endpoint, cfg: &Arc<Config>) -> Attempt {
-    let addr = match tokio::net::lookup_host(&cfg.node)
+async fn attempt(endpoint: &quinn::Endpoint, cfg: &Arc<Config>, node: &str) -> Attempt {
+    let addr = match tokio::net::lookup_host(node)
         .await
         .map(|mut a| a.next())
     {
         Ok(Some(a)) => a,
-        Ok(None) => return Attempt::Failed(format!("{} resolves to no address", cfg.node)),
-        Err(e) => return Attempt::Failed(format!("cannot resolve {}: {e}", cfg.node)),
+        Ok(None) => return Attempt::Failed(format!("{node} resolves to no address")),
+        Err(e) => return Attempt::Failed(format!("cannot resolve {node}: {e}")),
     };
     let connecting = match endpoint.connect(addr, &cfg.server_name) {
         Ok(c) => c,

@@ -208,12 +208,12 @@ pub struct NodeView {
     /// Revisions behind the store (0: in step).
     pub drift: i64,
     pub in_step: bool,
-    /// A heartbeat within the last 10 s.
+    /// A heartbeat within the last 5 s.
     pub alive: bool,
 }
 
 /// How old a heartbeat may be for the node to count as alive.
-pub const ALIVE_WITHIN_MS: i64 = 10_000;
+pub const ALIVE_WITHIN_MS: i64 = 5_000;
 
 #[utoipa::path(get, path = "/v1/nodes", tag = "fleet",
     responses((status = 200, body = [NodeView]), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),

@@ -189,6 +189,10 @@ async fn boot(config: Config, revision: i64, source: Source) -> Result<(), Start
         ),
         None => None,
     };
+    if let Some(api) = &api {
+        // Bound (connections queue) before `started`, so whoever waits for it can connect.
+        tracing::info!(target: "rpaas::node", event = "listening", listener = "control", address = %api.local, "control API listening");
+    }
     let tunnel = match &node_cfg.tunnel {
         Some(t) => {
             let server = tunnel_server_config(path, t)?;
@@ -415,7 +419,6 @@ async fn run(
             Arc::new(crate::control::Hooks { node: node.clone() }),
             settings,
         );
-        tracing::info!(target: "rpaas::node", event = "listening", listener = "control", address = %api.local, "control API listening");
         tasks.push(tokio::spawn(rpaas_control::serve(
             api,
             rpaas_control::router(control),

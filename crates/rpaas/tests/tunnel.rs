@@ -505,3 +505,53 @@ access = "open"
     );
     assert_eq!(node.pid(), pid, "no restart");
 }
+
+#[test]
+fn a_connector_to_two_nodes_keeps_heartbeats_flowing_when_one_goes_away() {
+    let s = setup("", None);
+    let dir_b = tempfile::tempdir().expect("tempdir");
+    let cfg = std::fs::read_to_string(&s.node.config).expect("config");
+    let node_b = Node::start(bin(), dir_b.path(), &cfg);
+    let cfg = format!(
+        "node = [\"{}\", \"{}\"]\nserver_name = \"{SERVER_NAME}\"\nnode_cert = {:?}\ninstance = \"a\"\nsecret = \"{SECRET}\"\nallow = [\"{}\", \"{}\"]\n",
+        s.node.tunnel.expect("tunnel address"),
+        node_b.tunnel.expect("tunnel address"),
+        s.cert,
+        s.hb,
+        s.echo
+    );
+    let p = s.fx.path().join("connector.toml");
+    std::fs::write(&p, cfg).expect("write");
+    let _conn = Connector(
+        Command::new(connector_bin())
+            .args(["--config"])
+            .arg(&p)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn connector"),
+    );
+    wait_connected(&s.node, 1);
+    wait_connected(&node_b, 1);
+    let agent = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let (relay_a, relay_b) = (s.node.relay("udp", "a", 0), node_b.relay("udp", "a", 0));
+    // Each node's relay answers through its own tunnel.
+    assert_eq!(ping(&agent, relay_a, "via-a").as_deref(), Some("ack:via-a"));
+    assert_eq!(ping(&agent, relay_b, "via-b").as_deref(), Some("ack:via-b"));
+    // Node A goes away: the tunnel to B carries on untouched.
+    let Setup { node, .. } = s;
+    drop(node);
+    for i in 0..20 {
+        let payload = format!("after-a-{i}");
+        assert_eq!(
+            ping(&agent, relay_b, &payload),
+            Some(format!("ack:{payload}")),
+            "heartbeat {i} through B"
+        );
+    }
+    let health = node_b.admin_get("/healthz");
+    assert!(
+        health.contains(r#""a":{"connectors":1,"up":true}"#),
+        "{health}"
+    );
+}

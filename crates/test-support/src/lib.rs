@@ -8,4 +8,5 @@ pub mod certs;
 pub mod client;
 pub mod h2client;
 pub mod node;
+pub mod postgres;
 pub mod upstream;
