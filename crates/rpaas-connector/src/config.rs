@@ -70,7 +70,11 @@ pub fn load(path: &Path) -> Result<Config, String> {
     let file: File = toml::from_str(&text).map_err(|e| format!("{f}: -: {}", e.message()))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let nodes = match file.node {
-        None => return Err(format!("{f}: node: is required (host:port of the node's tunnel)")),
+        None => {
+            return Err(format!(
+                "{f}: node: is required (host:port of the node's tunnel)"
+            ))
+        }
         Some(Nodes::One(n)) => vec![n],
         Some(Nodes::Many(l)) => l,
     };

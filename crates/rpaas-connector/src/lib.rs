@@ -118,10 +118,7 @@ async fn tunnel(endpoint: quinn::Endpoint, cfg: Arc<Config>, node: String) -> Fa
 }
 
 async fn attempt(endpoint: &quinn::Endpoint, cfg: &Arc<Config>, node: &str) -> Attempt {
-    let addr = match tokio::net::lookup_host(node)
-        .await
-        .map(|mut a| a.next())
-    {
+    let addr = match tokio::net::lookup_host(node).await.map(|mut a| a.next()) {
         Ok(Some(a)) => a,
         Ok(None) => return Attempt::Failed(format!("{node} resolves to no address")),
         Err(e) => return Attempt::Failed(format!("cannot resolve {node}: {e}")),

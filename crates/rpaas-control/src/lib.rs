@@ -41,6 +41,9 @@ pub trait NodeHooks: Send + Sync {
     fn agents_seen(&self, instance: &str) -> u64;
     /// This node's id.
     fn node_id(&self) -> String;
+    /// The certificate the node serves for the instance: `{source, state, not_after,
+    /// last_error, next_attempt}`.
+    fn cert(&self, instance: &str) -> Option<serde_json::Value>;
 }
 
 /// `POST /v1/instances/{id}/explain`.

@@ -109,7 +109,24 @@ impl ServeHttp for Admin {
                 });
                 (200, "application/json", body.to_string().into_bytes())
             }
+            (_, "/certs") => {
+                let snap = self.shared.snapshot.load();
+                let body: serde_json::Map<String, serde_json::Value> = snap
+                    .instances
+                    .iter()
+                    .filter_map(|i| {
+                        crate::acme::cert_status(&self.shared, &i.cfg.id)
+                            .map(|s| (i.cfg.id.clone(), s))
+                    })
+                    .collect();
+                (
+                    200,
+                    "application/json",
+                    serde_json::to_vec(&body).unwrap_or_default(),
+                )
+            }
             (_, "/metrics") => {
+                crate::acme::publish_expiry(&self.shared);
                 let banned = self.shared.bans.banned_count(Instant::now());
                 self.shared.metrics.banned_clients.set(banned as i64);
                 (

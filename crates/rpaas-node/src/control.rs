@@ -176,6 +176,10 @@ impl NodeHooks for Hooks {
         })
     }
 
+    fn cert(&self, instance: &str) -> Option<serde_json::Value> {
+        crate::acme::cert_status(&self.node.shared, instance)
+    }
+
     fn node_id(&self) -> String {
         self.node
             .shared

@@ -15,6 +15,7 @@
 //! `snapshot`, `certs`, `upstream`, `relay`, `tunnel`, `admin`, `metrics`, `logging`,
 //! `lifecycle` (start, reload, drain) and `state` (what every task shares).
 
+mod acme;
 mod admin;
 mod certs;
 pub mod conn;

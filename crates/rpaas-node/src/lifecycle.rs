@@ -164,6 +164,9 @@ async fn boot(config: Config, revision: i64, source: Source) -> Result<(), Start
         .prepare(&config.instances)
         .map_err(|e| cert_errors(&config, e))?;
     certs.commit(prepared);
+    let acme = crate::acme::Acme::new(&config, certs.clone())
+        .map_err(|(key, reason)| StartError::Config(ConfigError::new(path, key, reason).into()))?
+        .map(Arc::new);
     let relays = RelaySet::default();
     let relay_sockets = relays.prepare(&config)?;
     let snap = Snapshot::build(config, 1, None)?;
@@ -234,7 +237,12 @@ async fn boot(config: Config, revision: i64, source: Source) -> Result<(), Start
         applied_revision: std::sync::atomic::AtomicI64::new(revision),
         telemetry,
         ban_outbox: Default::default(),
+        acme,
     });
+    if let Some(a) = &shared.acme {
+        a.sync(shared.snapshot.load().config());
+        a.manager.start();
+    }
     publish_config_metrics(&shared);
     if let Some((rx, store, node_id, retention)) = events {
         tokio::spawn(crate::telemetry::run(rx, store, node_id, retention));
@@ -594,6 +602,9 @@ impl Node {
                 let old = shared.snapshot.swap(Arc::new(s.snap));
                 self.relays.commit(shared, s.relays);
                 self.rebuild_acceptors(&old);
+                if let Some(a) = &shared.acme {
+                    a.sync(shared.snapshot.load().config());
+                }
                 shared
                     .applied_revision
                     .store(s.revision, std::sync::atomic::Ordering::Release);

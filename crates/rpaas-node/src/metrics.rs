@@ -34,6 +34,7 @@ pub struct Metrics {
     pub udp_drops: IntCounterVec,
     pub udp_flows: IntGaugeVec,
     pub tcp_relays: IntCounterVec,
+    pub cert_days: prometheus::GaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -165,6 +166,14 @@ impl Metrics {
             ),
             &["instance", "outcome"],
         )?;
+        let cert_days = prometheus::GaugeVec::new(
+            Opts::new(
+                "cert_days_to_expiry",
+                "Days until the served certificate of each instance expires",
+            ),
+            &["instance"],
+        )?;
+        registry.register(Box::new(cert_days.clone()))?;
         registry.register(Box::new(tunnel_connectors.clone()))?;
         registry.register(Box::new(tunnel_refused.clone()))?;
         registry.register(Box::new(udp_datagrams.clone()))?;
@@ -209,6 +218,7 @@ impl Metrics {
             udp_drops,
             udp_flows,
             tcp_relays,
+            cert_days,
         })
     }
 

@@ -37,6 +37,8 @@ pub struct Shared {
     pub telemetry: Option<crate::telemetry::Telemetry>,
     /// Bans this node decided, for the fleet (read only when there is a store).
     pub ban_outbox: crate::fleet::BanOutbox,
+    /// ACME, when `[acme]` is set.
+    pub acme: Option<Arc<crate::acme::Acme>>,
 }
 
 impl std::fmt::Debug for Shared {

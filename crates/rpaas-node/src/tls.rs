@@ -219,14 +219,10 @@ fn self_signed_pair(
 pub const GROUPS: &str = "X25519:P-256:P-384";
 
 /// The ALPN protocol of ACME TLS-ALPN-01 validations (RFC 8737).
-// The accept loop routes validations here once issue 16 wires ACME into the node.
-#[allow(dead_code)]
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
 /// Gives the TLS-ALPN-01 challenge certificate for an SNI name, if a validation for it is
 /// pending (the node builds it from `rpaas_acme::Challenges`).
-// The accept loop routes validations here once issue 16 wires ACME into the node.
-#[allow(dead_code)]
 pub type AcmeTlsResponder = Arc<dyn Fn(&str) -> Option<CertKey> + Send + Sync>;
 
 /// Mozilla "intermediate" (5.7) TLS 1.2 suites, all forward-secret AEAD, in Mozilla's order.
@@ -287,8 +283,6 @@ pub fn profile_builder(
 /// for the SNI from `responder`, and `acme-tls/1` as the only protocol it agrees to. Nothing
 /// else is served on it: the accept loop sends a connection here only when its ClientHello
 /// offers `acme-tls/1`, and an unknown name fails with `unrecognized_name`.
-// The accept loop routes validations here once issue 16 wires ACME into the node.
-#[allow(dead_code)]
 pub fn acme_tls_acceptor(
     responder: AcmeTlsResponder,
 ) -> Result<SslAcceptor, openssl::error::ErrorStack> {

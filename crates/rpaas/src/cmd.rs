@@ -2,6 +2,7 @@
 //! crates and prints.
 
 pub mod audit;
+pub mod cert;
 pub mod check;
 pub mod config;
 pub mod explain;

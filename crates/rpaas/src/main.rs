@@ -55,6 +55,9 @@ enum Command {
     /// API keys of the control plane (works while the node runs).
     #[command(subcommand)]
     Key(cmd::key::KeyCommand),
+    /// Certificates as the running node serves them (ACME state, expiry).
+    #[command(subcommand)]
+    Cert(cmd::cert::CertCommand),
     /// Check an Automate server (or an rpaas node in front of it) against the vendor's
     /// hardening guide: one line per check, exit 1 if any fails (docs/audit.md).
     Audit(cmd::audit::AuditArgs),
@@ -84,5 +87,6 @@ fn main() -> ExitCode {
         Command::Config(ConfigCommand::Export { config }) => cmd::config::export(&config),
         Command::Key(k) => cmd::key::run(k),
         Command::Audit(a) => cmd::audit::run(a),
+        Command::Cert(c) => cmd::cert::run(c),
     }
 }

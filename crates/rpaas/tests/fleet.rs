@@ -153,7 +153,14 @@ fn three_nodes_on_one_postgresql() {
     let id = r.json["id"].as_str().expect("id").to_string();
     let host = format!("{id}.{BASE}");
     for n in nodes.iter().flatten() {
-        let took = wait_for(n, &host, "192.0.2.10", "/automate/", 403, Duration::from_secs(5));
+        let took = wait_for(
+            n,
+            &host,
+            "192.0.2.10",
+            "/automate/",
+            403,
+            Duration::from_secs(5),
+        );
         assert!(took < Duration::from_secs(2), "provisioned after {took:?}");
     }
 
@@ -165,7 +172,14 @@ fn three_nodes_on_one_postgresql() {
     );
     assert_eq!(r.status, 200, "{}", r.text);
     for n in nodes.iter().flatten().skip(1) {
-        let took = wait_for(n, &host, "192.0.2.10", "/automate/", 200, Duration::from_secs(5));
+        let took = wait_for(
+            n,
+            &host,
+            "192.0.2.10",
+            "/automate/",
+            200,
+            Duration::from_secs(5),
+        );
         assert!(took < Duration::from_secs(1), "applied after {took:?}");
     }
 
@@ -201,7 +215,12 @@ fn three_nodes_on_one_postgresql() {
     // A ban decided on A refuses the client on C within 2 s (agent paths are open to all).
     let attacker = "203.0.113.66";
     assert_eq!(
-        get(nodes[2].as_ref().expect("c"), &host, attacker, "/LabTech/Agent.aspx"),
+        get(
+            nodes[2].as_ref().expect("c"),
+            &host,
+            attacker,
+            "/LabTech/Agent.aspx"
+        ),
         Ok(200)
     );
     for _ in 0..4 {
@@ -299,7 +318,14 @@ fn three_nodes_on_one_postgresql() {
     };
     assert_eq!(r.status, 200, "{}", r.text);
     for n in nodes.iter().flatten() {
-        wait_for(n, &host, "192.0.2.10", "/automate/", 403, Duration::from_secs(10));
+        wait_for(
+            n,
+            &host,
+            "192.0.2.10",
+            "/automate/",
+            403,
+            Duration::from_secs(10),
+        );
     }
 
     // /v1/nodes: A and B alive and in step, C not heard from.

@@ -29,6 +29,10 @@ pub struct Status {
     pub agents_seen: u64,
     /// Requests by TLS version in the last hour (how many legacy clients remain).
     pub tls_versions: BTreeMap<String, i64>,
+    /// The certificate the answering node serves: `source` (acme, file, self-signed),
+    /// `state` (pending, valid, renewing, failed), `not_after`, `last_error`, `next_attempt`.
+    #[schema(value_type = Object)]
+    pub cert: Option<serde_json::Value>,
 }
 
 /// Traffic of one hour.
@@ -87,6 +91,7 @@ pub async fn status(
             .await?
             .into_iter()
             .collect(),
+        cert: c.node.cert(&id),
     }))
 }
 

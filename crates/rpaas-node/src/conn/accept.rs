@@ -269,6 +269,23 @@ async fn handle_tls<A>(
         );
         return;
     }
+    // An ACME TLS-ALPN-01 validation: answered with the challenge certificate, then closed
+    // (RFC 8737: nothing is served on such a connection).
+    if let (Some(acme), Some(hello)) = (&shared.acme, &prelude.hello) {
+        if hello.offers_alpn(crate::tls::ACME_TLS_ALPN) {
+            let done = tokio::time::timeout(
+                timeout,
+                pingora::protocols::tls::server::handshake(
+                    &acme.acceptor,
+                    crate::conn::bufio::BufIo::new(stream),
+                ),
+            )
+            .await;
+            let ok = matches!(done, Ok(Ok(_)));
+            tracing::info!(target: "rpaas::acme", event = "tls_alpn_validation", sni = %hello.sni.as_deref().unwrap_or(""), answered = ok, "TLS-ALPN-01 validation");
+            return;
+        }
+    }
     let callbacks = HandshakeCallbacks(ConnInfo {
         sni: None,
         tcp_peer: peer,

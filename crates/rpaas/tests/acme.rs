@@ -1,0 +1,137 @@
+//! ACME through a real node and a real CA (Debian's `pebble`, with `pebble-challtestsrv` as
+//! the DNS that resolves every name to 127.0.0.1): TLS-ALPN-01 validations answered on the
+//! node's own TLS listener, a certificate issued for an instance from the TOML file and for
+//! one provisioned by the API, each served live and verified by a client against pebble's
+//! root; the status API says where each certificate comes from.
+
+mod common;
+#[allow(dead_code, unused_imports)]
+#[path = "../../rpaas-acme/tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+use test_support::api::Api;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Waits until `host` is served with a certificate that verifies against `root` (the file).
+fn wait_trusted(node: &Node, host: &str, root: &std::path::Path, limit: Duration) -> Duration {
+    let t = Instant::now();
+    let mut last = String::new();
+    while t.elapsed() < limit {
+        let tls = Tls::new(host, root);
+        match client::get(node.listeners[0], &tls, host, "/LabTech/Agent.aspx", "") {
+            Ok(r) if r.status == 200 => return t.elapsed(),
+            Ok(r) => last = format!("status {}", r.status),
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("{host} never served a certificate from the CA: {last}");
+}
+
+#[test]
+fn tls_alpn_01_issues_for_file_and_api_instances_and_serves_them_live() {
+    let up = Upstream::start();
+    let fx = Fixture::new();
+    let port = free_port();
+    let pebble = support::Pebble::start(port, free_port());
+    let root = fx.path().join("pebble-root.pem");
+    std::fs::write(&root, pebble.root().to_pem().expect("pem")).expect("write root");
+    let cfg = format!(
+        r#"
+[node]
+admin = "127.0.0.1:0"
+data_dir = {data:?}
+
+[[listener]]
+address = "127.0.0.1:{port}"
+
+[control]
+listen = "127.0.0.1:0"
+base_domain = "acme.test"
+
+[acme]
+directory = "{dir}"
+email = "ops@example.net"
+ca = {ca:?}
+challenge = "tls-alpn-01"
+
+[[instance]]
+id = "fromfile"
+hostnames = ["fromfile.acme.test"]
+cert = "acme"
+upstream = "http://{up}"
+"#,
+        data = fx.path().join("data"),
+        dir = pebble.directory,
+        ca = pebble.https_ca,
+        up = up.addr,
+    );
+    let path = fx.path().join("rpaas.toml");
+    std::fs::write(&path, &cfg).expect("config");
+    let out = std::process::Command::new(bin())
+        .args(["key", "create", "--config"])
+        .arg(&path)
+        .args(["--name", "ops", "--scope", "operator"])
+        .output()
+        .expect("key create");
+    assert!(out.status.success(), "{out:?}");
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let node = Node::start_file(bin(), &path);
+    let api = Api::new(node.control.expect("control"), &key);
+
+    // The TOML instance: self-signed first, then the CA's certificate, swapped in live.
+    wait_trusted(&node, "fromfile.acme.test", &root, Duration::from_secs(90));
+    assert!(node.log_count(|v| v["event"] == "tls_alpn_validation" && v["answered"] == true) > 0);
+
+    // An API-provisioned instance gets one too (cert = "acme" by default with [acme]).
+    assert_eq!(
+        api.post("/v1/partners", json!({"id": "p1", "name": "Acme IT"}))
+            .status,
+        201
+    );
+    let r = api.post(
+        "/v1/instances",
+        json!({"partner": "p1", "upstream": format!("http://{}", up.addr)}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["id"].as_str().expect("id").to_string();
+    let host = format!("{id}.acme.test");
+    wait_trusted(&node, &host, &root, Duration::from_secs(90));
+
+    // `rpaas cert status` and the expiry metric.
+    let out = std::process::Command::new(bin())
+        .args(["cert", "status", "--admin"])
+        .arg(node.admin.expect("admin").to_string())
+        .output()
+        .expect("rpaas cert status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("fromfile") && l.contains("acme") && l.contains("valid")),
+        "{text}"
+    );
+    let metrics = node.admin_get("/metrics");
+    assert!(
+        metrics.contains(r#"rpaas_cert_days_to_expiry{instance="fromfile"}"#),
+        "{metrics}"
+    );
+
+    for inst in ["fromfile", id.as_str()] {
+        let st = api.get(&format!("/v1/instances/{inst}/status"));
+        assert_eq!(st.status, 200, "{}", st.text);
+        assert_eq!(st.json["cert"]["source"], "acme", "{}", st.text);
+        assert_eq!(st.json["cert"]["state"], "valid", "{}", st.text);
+        assert!(st.json["cert"]["not_after"].is_string(), "{}", st.text);
+    }
+}
