@@ -5,7 +5,7 @@
 //! root; the status API says where each certificate comes from.
 
 mod common;
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 #[path = "../../rpaas-acme/tests/support/mod.rs"]
 mod support;
 
