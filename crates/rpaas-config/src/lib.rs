@@ -106,9 +106,17 @@ pub struct Config {
     pub spec: rpaas_spec::Spec,
     pub node: Node,
     pub listeners: Vec<Listener>,
+    /// `tls = "none"` listeners: ACME HTTP-01 answers and a redirect to HTTPS, nothing proxied.
+    pub http_listeners: Vec<HttpListener>,
     pub instances: Vec<Instance>,
     /// `[control]`: the admin API and its store, if configured.
     pub control: Option<Control>,
+}
+
+/// A plain-HTTP listener (`tls = "none"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpListener {
+    pub address: SocketAddr,
 }
 
 /// `[node]`.

@@ -39,10 +39,26 @@ pub fn compile(doc: &Document) -> Result<Config, ConfigErrors> {
         .listener
         .iter()
         .enumerate()
+        .filter(|(_, l)| l.tls.as_deref() != Some("none"))
         .filter_map(|(i, l)| v.listener(path, i, l))
         .collect();
-    if spec.listener.is_empty() {
-        v.err(path, "listener", "at least one [[listener]] is required");
+    let http_listeners: Vec<crate::HttpListener> = spec
+        .listener
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.tls.as_deref() == Some("none"))
+        .filter_map(|(i, l)| v.http_listener(path, i, l))
+        .collect();
+    if spec
+        .listener
+        .iter()
+        .all(|l| l.tls.as_deref() == Some("none"))
+    {
+        v.err(
+            path,
+            "listener",
+            "at least one TLS [[listener]] is required (tls = \"none\" only answers ACME HTTP-01 and redirects)",
+        );
     }
     let control = spec
         .control
@@ -146,6 +162,7 @@ pub fn compile(doc: &Document) -> Result<Config, ConfigErrors> {
         spec: node_spec,
         node,
         listeners,
+        http_listeners,
         instances,
         control,
     })
@@ -353,6 +370,35 @@ impl Validator {
         }
     }
 
+    /// A `tls = "none"` listener: an address, and nothing TLS or proxy-related.
+    fn http_listener(
+        &mut self,
+        file: &Path,
+        i: usize,
+        l: &ListenerSpec,
+    ) -> Option<crate::HttpListener> {
+        let key = format!("listener[{i}]");
+        let address = match l.address.as_deref().map(str::parse::<SocketAddr>) {
+            Some(Ok(a)) => a,
+            Some(Err(_)) | None => {
+                self.err(
+                    file,
+                    format!("{key}.address"),
+                    "is required, an address like 0.0.0.0:80",
+                );
+                return None;
+            }
+        };
+        if l.http2.is_some() || l.default_host.is_some() {
+            self.err(
+                file,
+                format!("{key}.tls"),
+                "a tls = \"none\" listener proxies nothing: it takes only an address",
+            );
+        }
+        Some(crate::HttpListener { address })
+    }
+
     fn listener(&mut self, file: &Path, i: usize, l: &ListenerSpec) -> Option<Listener> {
         let key = format!("listener[{i}]");
         let before = self.errors.len();
@@ -382,7 +428,7 @@ impl Validator {
                     file,
                     format!("{key}.tls"),
                     format!(
-                        "unknown TLS profile {other:?} (expected \"modern\", \"intermediate\" or \"legacy\")"
+                        "unknown TLS profile {other:?} (expected \"modern\", \"intermediate\", \"legacy\" or \"none\")"
                     ),
                 );
                 TlsProfile::Intermediate

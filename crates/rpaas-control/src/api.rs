@@ -30,6 +30,10 @@ use crate::Control;
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub IpAddr);
 
+/// A dashboard user's principal, set on in-process requests only.
+#[derive(Debug, Clone)]
+pub struct SessionPrincipal(pub Principal);
+
 /// An authenticated caller.
 pub struct Auth(pub Principal, pub IpAddr);
 
@@ -44,6 +48,17 @@ impl FromRequestParts<Arc<Control>> for Auth {
             .extensions
             .get::<ClientAddr>()
             .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.0);
+        // The dashboard calls this API in process for a signed-in user (an extension no
+        // network request can carry): same handlers, same checks.
+        if let Some(SessionPrincipal(p)) = parts.extensions.get::<SessionPrincipal>() {
+            let reads = parts.method == axum::http::Method::GET
+                || (parts.method == axum::http::Method::POST
+                    && parts.uri.path().ends_with("/explain"));
+            if p.read_only && !reads {
+                return Err(ApiError::forbidden("-", "this user may only read"));
+            }
+            return Ok(Auth(p.clone(), ip));
+        }
         if c.failures.locked(ip) {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -219,6 +234,10 @@ pub fn router(c: Arc<Control>) -> Router {
         .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke_key))
         .route("/v1/nodes", get(crate::fleet::list_nodes))
+        .route(
+            "/v1/instances/{id}/acl/preview",
+            post(instances::preview_acl),
+        )
         .route("/v1/openapi.json", get(crate::openapi::document))
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(c)

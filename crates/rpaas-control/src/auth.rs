@@ -41,6 +41,8 @@ pub struct Principal {
     pub key_id: String,
     pub name: String,
     pub scope: Scope,
+    /// A viewer (a dashboard user with the partner-viewer role): reads only.
+    pub read_only: bool,
 }
 
 impl Principal {
@@ -197,5 +199,6 @@ pub async fn check(
         key_id: k.id,
         name: k.name,
         scope,
+        read_only: false,
     }))
 }

@@ -14,12 +14,13 @@ mod error;
 pub mod fleet;
 pub mod openapi;
 pub mod store;
+pub mod users;
 
 use std::sync::Arc;
 
 pub use api::keys::{key_request, KeyView, NewKey};
-pub use api::{router, serve, ApiServer};
-pub use auth::{new_key, random_hex, Principal, Scope};
+pub use api::{router, serve, ApiServer, ClientAddr, SessionPrincipal};
+pub use auth::{new_key, random_hex, Failures, Principal, Scope};
 pub use error::{ApiError, FieldError, StoreError};
 pub use store::{Actor, Change, DecisionRow, Partner, Store, StoredInstance, TrafficRow};
 
@@ -44,6 +45,13 @@ pub trait NodeHooks: Send + Sync {
     /// The certificate the node serves for the instance: `{source, state, not_after,
     /// last_error, next_attempt}`.
     fn cert(&self, instance: &str) -> Option<serde_json::Value>;
+    /// Replays the node's recent sample of requests to the instance under `spec`: (sampled,
+    /// refused under the config in force, refused under `spec`).
+    async fn preview(
+        &self,
+        instance: &str,
+        spec: &rpaas_spec::InstanceSpec,
+    ) -> Result<(u64, u64, u64), String>;
 }
 
 /// `POST /v1/instances/{id}/explain`.
@@ -82,7 +90,7 @@ pub struct Control {
     pub store: Store,
     pub node: Arc<dyn NodeHooks>,
     pub settings: Settings,
-    failures: auth::Failures,
+    pub failures: auth::Failures,
     /// Validation and commit of instance changes happen one at a time on a node.
     write: tokio::sync::Mutex<()>,
 }

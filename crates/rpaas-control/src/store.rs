@@ -31,10 +31,12 @@ pub enum Backend {
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_fleet.sql")),
+    (3, include_str!("../migrations/sqlite/0003_users.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_fleet.sql")),
+    (3, include_str!("../migrations/postgres/0003_users.sql")),
 ];
 
 /// The PostgreSQL channel that carries a committed revision (the payload is only the number).
@@ -313,7 +315,7 @@ impl Store {
                 name: name.into(),
                 created,
             }),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+            Err(e) if unique_violation(&e) => Err(StoreError::Conflict(format!(
                 "partner {id:?} already exists"
             ))),
             Err(e) => Err(e.into()),
@@ -823,7 +825,7 @@ async fn insert_audit(
     Ok(())
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn unique_violation(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(d) => {
             d.is_unique_violation() || d.message().to_ascii_lowercase().contains("unique")

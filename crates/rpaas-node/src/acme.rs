@@ -135,6 +135,11 @@ impl Acme {
         self.manager.set_subjects(subjects);
     }
 
+    /// Orders a new pair for instance `id` now; `false` if ACME does not manage it.
+    pub fn force_renew(&self, id: &str) -> bool {
+        CertName::new(id.to_string()).is_ok_and(|n| self.manager.force_renew(&n))
+    }
+
     /// The certificate status of instance `id`, if ACME manages it.
     pub fn status(&self, id: &str) -> Option<rpaas_acme::CertStatus> {
         self.manager.status(&CertName::new(id.to_string()).ok()?)

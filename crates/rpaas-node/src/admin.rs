@@ -135,6 +135,16 @@ impl ServeHttp for Admin {
                     self.shared.metrics.render(),
                 )
             }
+            ("POST", p) if p.starts_with("/certs/") && p.ends_with("/renew") => {
+                let id = &p["/certs/".len()..p.len() - "/renew".len()];
+                let forced = self.shared.acme.as_ref().is_some_and(|a| a.force_renew(id));
+                if forced {
+                    tracing::info!(target: "rpaas::acme", event = "renewal_forced", instance = %id, "certificate renewal forced");
+                    (202, "application/json", br#"{"renewing":true}"#.to_vec())
+                } else {
+                    (404, "application/json", br#"{"errors":[{"field":"-","reason":"no ACME certificate for this instance"}]}"#.to_vec())
+                }
+            }
             ("POST", "/explain") => {
                 let mut raw = Vec::new();
                 while let Ok(Some(chunk)) = session.read_request_body().await {

@@ -102,6 +102,12 @@ impl Source {
 
     /// The whole config (files and store) and the store revision it holds.
     pub async fn load(&self) -> Result<(Config, i64), ConfigErrors> {
+        let (doc, revision) = self.document().await?;
+        Ok((rpaas_config::compile(&doc)?, revision))
+    }
+
+    /// The whole config as written (files and store), before compiling.
+    pub async fn document(&self) -> Result<(Document, i64), ConfigErrors> {
         let mut doc = self.base()?;
         let mut revision = 0;
         if let Some(store) = &self.store {
@@ -115,7 +121,7 @@ impl Source {
                 });
             }
         }
-        Ok((rpaas_config::compile(&doc)?, revision))
+        Ok((doc, revision))
     }
 }
 
@@ -174,6 +180,57 @@ impl NodeHooks for Hooks {
         self.node.shared.telemetry.as_ref().map_or(0, |t| {
             t.agents_seen(instance, rpaas_control::store::now_ms())
         })
+    }
+
+    async fn preview(
+        &self,
+        instance: &str,
+        spec: &rpaas_config::spec::InstanceSpec,
+    ) -> Result<(u64, u64, u64), String> {
+        let shared = &self.node.shared;
+        let samples = shared.telemetry.as_ref().map_or_else(Vec::new, |t| {
+            t.samples(instance, rpaas_control::store::now_ms())
+        });
+        let (mut doc, _) = self
+            .node
+            .source
+            .document()
+            .await
+            .map_err(|e| e.to_string())?;
+        for i in &mut doc.instances {
+            if i.spec.id.as_deref() == Some(instance) {
+                i.spec = spec.clone();
+            }
+        }
+        let config = rpaas_config::compile(&doc).map_err(|e| e.to_string())?;
+        let policy = rpaas_admission::Policy::build(config, None).map_err(|e| e.to_string())?;
+        let now = std::time::Instant::now();
+        let mut would = 0u64;
+        for s in &samples {
+            let headers: Vec<(String, String)> = vec![("host".into(), s.host.clone())];
+            let e = rpaas_admission::explain(
+                &policy,
+                &rpaas_admission::Conn {
+                    listener: 0,
+                    peer: s.ip,
+                    sni: Some(&s.host),
+                },
+                &rpaas_admission::Head {
+                    method: &s.method,
+                    target: s.target.as_bytes(),
+                    authority: Some(&s.host),
+                    headers: &headers,
+                },
+                &rpaas_admission::Offline,
+                None,
+                now,
+            );
+            if e.reason.is_some() {
+                would += 1;
+            }
+        }
+        let now_refused = samples.iter().filter(|s| s.refused).count() as u64;
+        Ok((samples.len() as u64, now_refused, would))
     }
 
     fn cert(&self, instance: &str) -> Option<serde_json::Value> {

@@ -23,6 +23,7 @@ mod control;
 mod fleet;
 mod gates;
 mod harden;
+mod http01;
 mod ips;
 mod lifecycle;
 mod logging;

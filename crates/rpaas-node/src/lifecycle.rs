@@ -180,6 +180,15 @@ async fn boot(config: Config, revision: i64, source: Source) -> Result<(), Start
         Some(a) => Some(bind(path, "node.admin", a)?),
         None => None,
     };
+    let mut http = Vec::new();
+    for (i, l) in snap.config().http_listeners.iter().enumerate() {
+        http.push(bind(
+            path,
+            &format!("listener[{i}].address (tls = \"none\")"),
+            l.address,
+        )?);
+    }
+    let plain = Plain { admin, http };
     let api = match &snap.config().control {
         Some(c) => Some(
             rpaas_control::ApiServer::bind(
@@ -251,7 +260,7 @@ async fn boot(config: Config, revision: i64, source: Source) -> Result<(), Start
         shared,
         source,
         listeners,
-        admin,
+        plain,
         api,
         relays,
         relay_sockets,
@@ -298,12 +307,18 @@ fn listening(
     Ok(l)
 }
 
+/// The plain-HTTP listeners: the admin endpoint and the `tls = "none"` ones.
+struct Plain {
+    admin: Option<std::net::TcpListener>,
+    http: Vec<std::net::TcpListener>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run(
     shared: Arc<Shared>,
     source: Source,
     listeners: Vec<std::net::TcpListener>,
-    admin: Option<std::net::TcpListener>,
+    plain: Plain,
     api: Option<rpaas_control::ApiServer>,
     relays: RelaySet,
     relay_sockets: crate::relay::Prepared,
@@ -363,7 +378,18 @@ async fn run(
             shutdown_rx.clone(),
         )));
     }
-    if let Some(std_l) = admin {
+    for std_l in plain.http {
+        let l = listening(std_l, "http")?;
+        let app = Arc::new(HttpServer::new_app(crate::http01::Http01 {
+            shared: shared.clone(),
+        }));
+        tasks.push(tokio::spawn(crate::conn::accept::serve_plain(
+            l,
+            app,
+            shutdown_rx.clone(),
+        )));
+    }
+    if let Some(std_l) = plain.admin {
         let l = listening(std_l, "admin")?;
         let app = Arc::new(HttpServer::new_app(crate::admin::Admin {
             shared: shared.clone(),
@@ -427,10 +453,18 @@ async fn run(
             Arc::new(crate::control::Hooks { node: node.clone() }),
             settings,
         );
-        tasks.push(tokio::spawn(rpaas_control::serve(
-            api,
-            rpaas_control::router(control),
-        )));
+        let secure = shared
+            .snapshot
+            .load()
+            .config()
+            .control
+            .as_ref()
+            .is_some_and(|c| c.cert.is_some());
+        let v1 = rpaas_control::router(control.clone());
+        let app = v1
+            .clone()
+            .merge(rpaas_dashboard::router(control, v1, secure));
+        tasks.push(tokio::spawn(rpaas_control::serve(api, app)));
         tasks.push(tokio::spawn(poll_store(node.clone())));
     }
     wait_for_signals(&node).await;
@@ -693,6 +727,12 @@ fn restart_only_unchanged(old: &Config, new: &Config) -> Result<(), String> {
     if addrs(old) != addrs(new) {
         return Err(format!(
             "{}: listener: adding, removing or moving a listener needs a restart",
+            new.source.display()
+        ));
+    }
+    if old.http_listeners != new.http_listeners {
+        return Err(format!(
+            "{}: listener: adding, removing or moving a tls = \"none\" listener needs a restart",
             new.source.display()
         ));
     }

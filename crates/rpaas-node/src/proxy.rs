@@ -474,6 +474,11 @@ impl ProxyHttp for Proxy {
                 country: country.clone().unwrap_or_default(),
                 method: req.method.as_str().to_string(),
                 path: req.uri.path().to_string(),
+                target: req
+                    .uri
+                    .path_and_query()
+                    .map_or_else(|| req.uri.path().to_string(), |p| p.as_str().to_string()),
+                host: ctx.public_host.clone(),
                 class,
                 // An upstream failure is not a refusal.
                 reason: ctx

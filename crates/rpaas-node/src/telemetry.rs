@@ -23,6 +23,9 @@ pub struct Event {
     pub country: String,
     pub method: String,
     pub path: String,
+    /// Path and query as received (kept only in the bounded preview sample).
+    pub target: String,
+    pub host: String,
     pub class: &'static str,
     /// The refusal reason code, empty when forwarded.
     pub reason: String,
@@ -41,10 +44,27 @@ const MAX_AGENTS: usize = 100_000;
 const MAX_PATH: usize = 512;
 const MAX_METHOD: usize = 16;
 
+/// Recent requests kept per instance for an ACL preview, at most.
+const MAX_SAMPLES: usize = 1_000;
+/// Longest target kept in the sample.
+const MAX_TARGET: usize = 2_048;
+
+/// One recent request, to replay under a proposed ACL.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub time_ms: i64,
+    pub ip: IpAddr,
+    pub method: String,
+    pub target: String,
+    pub host: String,
+    pub refused: bool,
+}
+
 /// The node's telemetry handle.
 pub struct Telemetry {
     tx: mpsc::Sender<Event>,
     agents: Mutex<HashMap<String, HashMap<IpAddr, i64>>>,
+    samples: Mutex<HashMap<String, std::collections::VecDeque<Sample>>>,
     pub dropped: AtomicU64,
 }
 
@@ -73,6 +93,7 @@ impl Telemetry {
             Telemetry {
                 tx,
                 agents: Mutex::new(HashMap::new()),
+                samples: Mutex::new(HashMap::new()),
                 dropped: AtomicU64::new(0),
             },
             rx,
@@ -93,11 +114,41 @@ impl Telemetry {
                 }
             }
         }
+        if let Ok(mut s) = self.samples.lock() {
+            let q = s.entry(e.instance.clone()).or_default();
+            if q.len() >= MAX_SAMPLES {
+                q.pop_front();
+            }
+            q.push_back(Sample {
+                time_ms: e.time_ms,
+                ip: e.ip,
+                method: cut(&e.method, MAX_METHOD),
+                target: cut(&e.target, MAX_TARGET),
+                host: std::mem::take(&mut e.host),
+                refused: !e.reason.is_empty(),
+            });
+        }
+        e.target = String::new();
         e.path = cut(&e.path, MAX_PATH);
         e.method = cut(&e.method, MAX_METHOD);
         if self.tx.try_send(e).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The sample of `instance`'s requests in the last hour (oldest first).
+    pub fn samples(&self, instance: &str, now_ms: i64) -> Vec<Sample> {
+        self.samples.lock().map_or_else(
+            |_| Vec::new(),
+            |s| {
+                s.get(instance).map_or_else(Vec::new, |q| {
+                    q.iter()
+                        .filter(|x| x.time_ms >= now_ms - 3_600_000)
+                        .cloned()
+                        .collect()
+                })
+            },
+        )
     }
 
     /// Distinct agent addresses of `instance` in the last hour.

@@ -61,6 +61,7 @@ pub fn canonicalize(target: &str) -> Result<Canonical, PathError> {
     }
     let decoded = decode(raw_path.as_bytes())?;
     let text = String::from_utf8(decoded).map_err(|_| PathError::BadUtf8)?;
+    let text = fold_lookalikes(text)?;
     let (path, had_dot_segments) = normalize(&text)?;
     Ok(Canonical {
         path,
@@ -160,16 +161,43 @@ fn decode(raw: &[u8]) -> Result<Vec<u8>, PathError> {
     Ok(out)
 }
 
-/// Appends a `%u`-decoded character, applying the best-fit mappings IIS applies to full-width
-/// forms, so `%uFF0E` is the `.` IIS will see and `%uFF0F` an encoded separator.
-fn push_char(out: &mut Vec<u8>, ch: char) -> Result<(), PathError> {
-    let ch = match ch as u32 {
+/// The character Windows' best-fit mapping makes of `ch`: full-width forms become ASCII, the
+/// division and fraction slashes `/`, the set-minus and small reverse solidus `\`.
+fn best_fit(ch: char) -> char {
+    match ch as u32 {
         0xff01..=0xff5e => char::from_u32(ch as u32 - 0xff01 + 0x21).unwrap_or(ch),
         0x2215 | 0x2044 => '/',
         0x2216 | 0xfe68 => '\\',
         _ => ch,
-    };
-    match ch {
+    }
+}
+
+/// Applies [`best_fit`] to every non-ASCII character of decoded text, whatever spelling
+/// brought it there (`%uFF0F`, `%EF%BC%8F`, raw UTF-8): one rule for every encoding of a code
+/// point. A look-alike separator is an encoded separator.
+fn fold_lookalikes(text: String) -> Result<String, PathError> {
+    if text.is_ascii() {
+        return Ok(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if ch.is_ascii() {
+            out.push(ch);
+            continue;
+        }
+        match best_fit(ch) {
+            '/' | '\\' => return Err(PathError::EncodedSeparator),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => return Err(PathError::ControlChar),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// Appends a `%u`-decoded character, applying the best-fit mappings IIS applies to full-width
+/// forms, so `%uFF0E` is the `.` IIS will see and `%uFF0F` an encoded separator.
+fn push_char(out: &mut Vec<u8>, ch: char) -> Result<(), PathError> {
+    match best_fit(ch) {
         '/' | '\\' => Err(PathError::EncodedSeparator),
         c if (c as u32) < 0x20 || c as u32 == 0x7f => Err(PathError::ControlChar),
         c => {

@@ -176,3 +176,92 @@ fn output_is_stable_for_generated_inputs() {
         }
     }
 }
+
+/// Every spelling of the same code points gets the same verdict: `%uXXXX` (either case),
+/// UTF-8 percent-encoded (either hex case), raw UTF-8, mixed per character. Look-alike dots
+/// and slashes (full-width, division/fraction slash, set minus) included; overlong UTF-8 forms
+/// of ASCII are refused whatever they spell.
+#[test]
+fn every_encoding_of_a_code_point_gets_the_same_verdict() {
+    let lookalikes = [
+        '\u{ff0e}', '\u{ff0f}', '\u{ff3c}', '\u{2215}', '\u{2044}', '\u{2216}', '\u{fe68}',
+        '\u{ff41}', '\u{ff21}', '\u{ff05}', '\u{ff1a}', '\u{ff5e}', 'é', '\u{4e2d}',
+    ];
+    let plain = ['a', 'L', '.', '-', '_', '~', '1'];
+    let spell = |c: char, how: u64| -> String {
+        let mut utf8 = [0u8; 4];
+        let bytes = c.encode_utf8(&mut utf8).as_bytes().to_vec();
+        match how % 5 {
+            0 if !c.is_ascii() || c.is_ascii_alphanumeric() => c.to_string(),
+            1 => format!("%u{:04X}", c as u32),
+            2 => format!("%u{:04x}", c as u32),
+            3 => bytes.iter().map(|b| format!("%{b:02X}")).collect(),
+            _ => bytes.iter().map(|b| format!("%{b:02x}")).collect(),
+        }
+    };
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut spellings = 0;
+    for _ in 0..5_000 {
+        // A path of 1-4 segments of 1-4 characters, some of them look-alikes.
+        let mut chars: Vec<Vec<char>> = Vec::new();
+        for _ in 0..(next() % 4 + 1) {
+            let seg = (0..(next() % 4 + 1))
+                .map(|_| {
+                    if next() % 3 == 0 {
+                        lookalikes[(next() % lookalikes.len() as u64) as usize]
+                    } else {
+                        plain[(next() % plain.len() as u64) as usize]
+                    }
+                })
+                .collect();
+            chars.push(seg);
+        }
+        let reference = {
+            let mut s = String::new();
+            for seg in &chars {
+                s.push('/');
+                for c in seg {
+                    s.push_str(&format!("%u{:04X}", *c as u32));
+                }
+            }
+            canonicalize(&s)
+        };
+        for _ in 0..4 {
+            let mut s = String::new();
+            for seg in &chars {
+                s.push('/');
+                for c in seg {
+                    s.push_str(&spell(*c, next()));
+                }
+            }
+            spellings += 1;
+            assert_eq!(
+                canonicalize(&s),
+                reference,
+                "{s:?} and the %u spelling differ"
+            );
+        }
+    }
+    assert!(spellings >= 20_000);
+    // Overlong forms of '.', '/' and 'a' are never read as those characters.
+    for overlong in [
+        "%c0%ae",
+        "%e0%80%ae",
+        "%c0%af",
+        "%e0%80%af",
+        "%c1%a1",
+        "%f0%80%80%ae",
+    ] {
+        assert_eq!(
+            canonicalize(&format!("/labtech/{overlong}")).map(|c| c.path),
+            Err(PathError::BadUtf8),
+            "{overlong}"
+        );
+    }
+}

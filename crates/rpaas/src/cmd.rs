@@ -8,6 +8,7 @@ pub mod config;
 pub mod explain;
 pub mod geoip;
 pub mod key;
+pub mod user;
 
 use std::process::ExitCode;
 

@@ -55,6 +55,9 @@ enum Command {
     /// API keys of the control plane (works while the node runs).
     #[command(subcommand)]
     Key(cmd::key::KeyCommand),
+    /// Dashboard users (`/ui/` on the control listener).
+    #[command(subcommand)]
+    User(cmd::user::UserCommand),
     /// Certificates as the running node serves them (ACME state, expiry).
     #[command(subcommand)]
     Cert(cmd::cert::CertCommand),
@@ -88,5 +91,6 @@ fn main() -> ExitCode {
         Command::Key(k) => cmd::key::run(k),
         Command::Audit(a) => cmd::audit::run(a),
         Command::Cert(c) => cmd::cert::run(c),
+        Command::User(u) => cmd::user::run(u),
     }
 }

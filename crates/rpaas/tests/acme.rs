@@ -135,3 +135,181 @@ upstream = "http://{up}"
         assert!(st.json["cert"]["not_after"].is_string(), "{}", st.text);
     }
 }
+
+/// A raw HTTP/1.1 GET on a plain listener: (status line, whole answer).
+fn plain_get(addr: std::net::SocketAddr, host: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    (out.lines().next().unwrap_or("").to_string(), out)
+}
+
+#[test]
+fn http_01_on_a_plain_listener_and_everything_else_redirected() {
+    let up = Upstream::start();
+    let fx = Fixture::new();
+    let http_port = free_port();
+    let pebble = support::Pebble::start(free_port(), http_port);
+    let root = fx.path().join("pebble-root.pem");
+    std::fs::write(&root, pebble.root().to_pem().expect("pem")).expect("write root");
+    let cfg = format!(
+        r#"
+[node]
+admin = "127.0.0.1:0"
+data_dir = {data:?}
+
+[[listener]]
+address = "127.0.0.1:0"
+
+[[listener]]
+address = "127.0.0.1:{http_port}"
+tls = "none"
+
+[acme]
+directory = "{dir}"
+ca = {ca:?}
+challenge = "http-01"
+
+[[instance]]
+id = "web"
+hostnames = ["web.acme.test"]
+cert = "acme"
+upstream = "http://{up}"
+"#,
+        data = fx.path().join("data"),
+        dir = pebble.directory,
+        ca = pebble.https_ca,
+        up = up.addr,
+    );
+    let node = Node::start(bin(), fx.path(), &cfg);
+    assert_eq!(node.http.len(), 1, "the plain listener is announced");
+    wait_trusted(&node, "web.acme.test", &root, Duration::from_secs(90));
+    assert!(node.log_count(|v| v["event"] == "http01_validation") > 0);
+
+    // Nothing is proxied over plain HTTP: served names are sent to HTTPS, others get 404.
+    let (status, whole) = plain_get(node.http[0], "web.acme.test", "/automate/?a=1");
+    assert!(status.starts_with("HTTP/1.1 301"), "{whole}");
+    assert!(
+        whole
+            .to_ascii_lowercase()
+            .contains("location: https://web.acme.test/automate/?a=1"),
+        "{whole}"
+    );
+    let (status, whole) = plain_get(node.http[0], "evil.example.net", "/");
+    assert!(status.starts_with("HTTP/1.1 404"), "{whole}");
+    let (status, _) = plain_get(
+        node.http[0],
+        "web.acme.test",
+        "/.well-known/acme-challenge/no-such-token",
+    );
+    assert!(status.starts_with("HTTP/1.1 404"), "{status}");
+}
+
+/// The serial of the certificate `host` is served with, verified against `root`.
+fn served_serial(node: &Node, host: &str, root: &std::path::Path) -> Option<String> {
+    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).ok()?;
+    b.set_ca_file(root).ok()?;
+    let c = b.build();
+    let tcp = std::net::TcpStream::connect(node.listeners[0]).ok()?;
+    let s = c.connect(host, tcp).ok()?;
+    let cert = s.ssl().peer_certificate()?;
+    let serial = cert.serial_number().to_bn().ok()?.to_hex_str().ok()?;
+    Some(serial.to_string())
+}
+
+#[test]
+fn a_forced_renewal_is_swapped_in_under_load_with_no_failed_request() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let up = Upstream::start();
+    let fx = Fixture::new();
+    let port = free_port();
+    let pebble = support::Pebble::start(port, free_port());
+    let root = fx.path().join("pebble-root.pem");
+    std::fs::write(&root, pebble.root().to_pem().expect("pem")).expect("write root");
+    let cfg = format!(
+        r#"
+[node]
+admin = "127.0.0.1:0"
+data_dir = {data:?}
+
+[[listener]]
+address = "127.0.0.1:{port}"
+
+[acme]
+directory = "{dir}"
+ca = {ca:?}
+
+[[instance]]
+id = "renewme"
+hostnames = ["renew.acme.test"]
+cert = "acme"
+upstream = "http://{up}"
+"#,
+        data = fx.path().join("data"),
+        dir = pebble.directory,
+        ca = pebble.https_ca,
+        up = up.addr,
+    );
+    let node = Node::start(bin(), fx.path(), &cfg);
+    let host = "renew.acme.test";
+    wait_trusted(&node, host, &root, Duration::from_secs(90));
+    let first = served_serial(&node, host, &root).expect("a served certificate");
+
+    // Load: new TLS connections verified against pebble's root, one request each.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let loader = {
+        let (stop, sent, failed, root) = (stop.clone(), sent.clone(), failed.clone(), root.clone());
+        let addr = node.listeners[0];
+        std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(60);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+                let tls = Tls::new(host, &root);
+                let r = client::get(addr, &tls, host, "/LabTech/Agent.aspx", "");
+                sent.fetch_add(1, Ordering::Relaxed);
+                if r.map(|r| r.status) != Ok(200) {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let out = std::process::Command::new(bin())
+        .args(["cert", "renew", "--admin"])
+        .arg(node.admin.expect("admin").to_string())
+        .arg("renewme")
+        .output()
+        .expect("rpaas cert renew");
+    assert!(out.status.success(), "{out:?}");
+    let t = Instant::now();
+    let second = loop {
+        match served_serial(&node, host, &root) {
+            Some(s) if s != first => break s,
+            _ => {}
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the renewal never came"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    loader.join().expect("load loop");
+    assert_ne!(first, second);
+    assert!(sent.load(Ordering::Relaxed) > 10, "the load loop ran");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during the swap"
+    );
+}

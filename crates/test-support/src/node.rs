@@ -17,6 +17,8 @@ pub struct Node {
     pub admin: Option<SocketAddr>,
     /// The control API's address, if configured.
     pub control: Option<SocketAddr>,
+    /// `tls = "none"` listeners, in config order.
+    pub http: Vec<SocketAddr>,
     /// The connector tunnel's UDP address, if configured.
     pub tunnel: Option<SocketAddr>,
     /// Relay sockets: (`"udp"`/`"tcp"`, instance id, index, address).
@@ -76,6 +78,7 @@ impl Node {
             listeners: Vec::new(),
             admin: None,
             control: None,
+            http: Vec::new(),
             tunnel: None,
             relays: Vec::new(),
             logs,
@@ -96,6 +99,7 @@ impl Node {
             match v["listener"].as_str() {
                 Some("admin") => node.admin = Some(addr),
                 Some("control") => node.control = Some(addr),
+                Some("http") => node.http.push(addr),
                 Some("tunnel") => node.tunnel = Some(addr),
                 Some(kind @ ("udp" | "tcp")) => node.relays.push((
                     kind.to_string(),

@@ -490,7 +490,19 @@ pub async fn put_acl(
     Json(body): Json<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let want = if_match(&headers)?;
-    let current = visible(&c, &who, &id).await?.map_err(|_| read_only())?;
+    let (current, spec) = acl_change(&c, &who, &id, body).await?;
+    let partner = current.partner.clone();
+    write_spec(&c, &who, current, partner, spec, want, "acl.update", "acl.").await
+}
+
+/// The instance as `body` (a whole ACL) would make it, after the same checks as `PUT`.
+async fn acl_change(
+    c: &Control,
+    who: &Auth,
+    id: &str,
+    body: serde_json::Value,
+) -> Result<(StoredInstance, InstanceSpec), ApiError> {
+    let current = visible(c, who, id).await?.map_err(|_| read_only())?;
     let body = object(body)?;
     let operator: Vec<String> = body
         .keys()
@@ -522,6 +534,43 @@ pub async fn put_acl(
         rpaas_spec::from_value(serde_json::Value::Object(body)).map_err(|e| shape("acl.", e))?;
     let mut spec = current.spec.clone();
     spec.set_acl(acl);
-    let partner = current.partner.clone();
-    write_spec(&c, &who, current, partner, spec, want, "acl.update", "acl.").await
+    Ok((current, spec))
+}
+
+/// `POST /v1/instances/{id}/acl/preview`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Preview {
+    /// Recent requests to the instance this node kept as a sample (the last hour, bounded).
+    pub requests: u64,
+    /// Of those, refused under the ACL in force.
+    pub refused_now: u64,
+    /// Of those, refused under the proposed ACL.
+    pub would_refuse: u64,
+}
+
+#[utoipa::path(post, path = "/v1/instances/{id}/acl/preview", tag = "acl",
+    params(("id" = String, Path)),
+    request_body(content = Object, description = "a whole ACL, as for PUT"),
+    responses((status = 200, body = Preview), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("key" = [])))]
+pub async fn preview_acl(
+    State(c): State<Arc<Control>>,
+    who: Auth,
+    Path(id): Path<String>,
+    Json(body): Json<serde_json::Value>,
+) -> Result<Json<Preview>, ApiError> {
+    let (current, spec) = acl_change(&c, &who, &id, body).await?;
+    validate(&c, Some(&spec), &current.id, "acl.").await?;
+    let (requests, refused_now, would_refuse) =
+        c.node.preview(&current.id, &spec).await.map_err(|e| {
+            ApiError::invalid(vec![FieldError {
+                field: "acl".into(),
+                reason: e,
+            }])
+        })?;
+    Ok(Json(Preview {
+        requests,
+        refused_now,
+        would_refuse,
+    }))
 }

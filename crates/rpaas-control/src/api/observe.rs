@@ -23,7 +23,7 @@ pub struct Status {
     pub applied_revision: i64,
     /// The answering node.
     pub node: String,
-    /// The last hour, every node together.
+    /// The last hour (or `?hours=N`), every node together.
     pub last_hour: Hour,
     /// Distinct agent addresses the answering node saw in the last hour.
     pub agents_seen: u64,
@@ -66,18 +66,19 @@ pub async fn traffic(c: &Control, id: &str, since_minute: i64) -> Result<Hour, A
     })
 }
 
-#[utoipa::path(get, path = "/v1/instances/{id}/status", tag = "observe", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/instances/{id}/status", tag = "observe", params(("id" = String, Path), Window),
     responses((status = 200, body = Status), (status = 404, body = ErrorBody)), security(("key" = [])))]
 pub async fn status(
     State(c): State<Arc<Control>>,
     who: Auth,
     Path(id): Path<String>,
+    Query(w): Query<Window>,
 ) -> Result<Json<Status>, ApiError> {
     let revision = match visible(&c, &who, &id).await? {
         Ok(i) => i.revision,
         Err(_) => 0,
     };
-    let since = now_ms() / 60_000 - 60;
+    let since = now_ms() / 60_000 - 60 * w.hours.unwrap_or(1).clamp(1, 168);
     Ok(Json(Status {
         id: id.clone(),
         revision,
@@ -93,6 +94,13 @@ pub async fn status(
             .collect(),
         cert: c.node.cert(&id),
     }))
+}
+
+/// `GET /v1/instances/{id}/status?hours=N`: the window (1 to 168 hours, default 1).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub hours: Option<i64>,
 }
 
 /// `GET /v1/instances/{id}/decisions` filters.

@@ -17,6 +17,45 @@ pub enum CertCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Order a new certificate for an instance now (it is swapped in when issued).
+    Renew {
+        /// The node's admin address (`[node] admin`).
+        #[arg(long)]
+        admin: SocketAddr,
+        /// The instance id.
+        instance: String,
+    },
+}
+
+fn renew(admin: SocketAddr, instance: &str) -> ExitCode {
+    let go = || -> Result<String, String> {
+        let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(5))
+            .map_err(|e| format!("cannot reach the node at {admin}: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        write!(
+            s,
+            "POST /certs/{instance}/renew HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
+        Ok(raw)
+    };
+    match go() {
+        Ok(raw) if raw.starts_with("HTTP/1.1 202") => {
+            println!("renewing {instance}");
+            ExitCode::SUCCESS
+        }
+        Ok(raw) => {
+            eprintln!("error: {}", raw.split("\r\n\r\n").nth(1).unwrap_or(&raw));
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn fetch(admin: SocketAddr) -> Result<serde_json::Value, String> {
@@ -45,7 +84,10 @@ fn fetch(admin: SocketAddr) -> Result<serde_json::Value, String> {
 }
 
 pub fn run(c: CertCommand) -> ExitCode {
-    let CertCommand::Status { admin, json } = c;
+    let (admin, json) = match c {
+        CertCommand::Status { admin, json } => (admin, json),
+        CertCommand::Renew { admin, instance } => return renew(admin, &instance),
+    };
     let v = match fetch(admin) {
         Ok(v) => v,
         Err(e) => {
