@@ -68,6 +68,14 @@ impl ApiError {
     pub fn forbidden(field: &str, reason: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, field, reason)
     }
+    /// 422 naming one field.
+    pub fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::invalid(vec![FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        }])
+    }
+
     pub fn invalid(errors: Vec<FieldError>) -> Self {
         Self {
             status: StatusCode::UNPROCESSABLE_ENTITY,

@@ -22,6 +22,15 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// pebble validating on `tls_port` (TLS-ALPN-01) and `http_port` (HTTP-01), and its root
+/// written to a file.
+fn pebble(fx: &Fixture, tls_port: u16, http_port: u16) -> (support::Pebble, std::path::PathBuf) {
+    let pebble = support::Pebble::start(tls_port, http_port);
+    let root = fx.path().join("pebble-root.pem");
+    std::fs::write(&root, pebble.root().to_pem().expect("pem")).expect("write root");
+    (pebble, root)
+}
+
 /// Waits until `host` is served with a certificate that verifies against `root` (the file).
 fn wait_trusted(node: &Node, host: &str, root: &std::path::Path, limit: Duration) -> Duration {
     let t = Instant::now();
@@ -43,9 +52,7 @@ fn tls_alpn_01_issues_for_file_and_api_instances_and_serves_them_live() {
     let up = Upstream::start();
     let fx = Fixture::new();
     let port = free_port();
-    let pebble = support::Pebble::start(port, free_port());
-    let root = fx.path().join("pebble-root.pem");
-    std::fs::write(&root, pebble.root().to_pem().expect("pem")).expect("write root");
+    let (pebble, root) = pebble(&fx, port, free_port());
     let cfg = format!(
         r#"
 [node]
@@ -78,14 +85,7 @@ upstream = "http://{up}"
     );
     let path = fx.path().join("rpaas.toml");
     std::fs::write(&path, &cfg).expect("config");
-    let out = std::process::Command::new(bin())
-        .args(["key", "create", "--config"])
-        .arg(&path)
-        .args(["--name", "ops", "--scope", "operator"])
-        .output()
-        .expect("key create");
-    assert!(out.status.success(), "{out:?}");
-    let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let key = operator_key(&path);
     let node = Node::start_file(bin(), &path);
     let api = Api::new(node.control.expect("control"), &key);
 
@@ -157,9 +157,7 @@ fn http_01_on_a_plain_listener_and_everything_else_redirected() {
     let up = Upstream::start();
     let fx = Fixture::new();
     let http_port = free_port();
-    let pebble = support::Pebble::start(free_port(), http_port);
-    let root = fx.path().join("pebble-root.pem");
-    std::fs::write(&root, pebble.root().to_pem().expect("pem")).expect("write root");
+    let (pebble, root) = pebble(&fx, free_port(), http_port);
     let cfg = format!(
         r#"
 [node]
@@ -232,9 +230,7 @@ fn a_forced_renewal_is_swapped_in_under_load_with_no_failed_request() {
     let up = Upstream::start();
     let fx = Fixture::new();
     let port = free_port();
-    let pebble = support::Pebble::start(port, free_port());
-    let root = fx.path().join("pebble-root.pem");
-    std::fs::write(&root, pebble.root().to_pem().expect("pem")).expect("write root");
+    let (pebble, root) = pebble(&fx, port, free_port());
     let cfg = format!(
         r#"
 [node]

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,18 +40,6 @@ hostnames = ["{HOST_A}"]
         data = fx.path().join("data"),
         cert = fx.cert_lines("a", HOST_A)
     )
-}
-
-/// Creates a key with the CLI (before or while the node runs); returns it.
-fn cli_key(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .args(["key", "create", "--config"])
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("run rpaas key create");
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn write_config(fx: &Fixture, up: std::net::SocketAddr) -> std::path::PathBuf {

@@ -96,14 +96,7 @@ base_domain = "{BASE}"
     );
     let path = fx.path().join("rpaas.toml");
     std::fs::write(&path, &cfg).expect("config");
-    let out = Command::new(bin())
-        .args(["key", "create", "--config"])
-        .arg(&path)
-        .args(["--name", "ops", "--scope", "operator"])
-        .output()
-        .expect("key create");
-    assert!(out.status.success(), "{out:?}");
-    let ops_key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let ops_key = operator_key(&path);
     let node = Node::start_file(bin(), &path);
     let control = node.control.expect("control");
     let ops = Api::new(control, &ops_key);

@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,14 +115,7 @@ fn three_nodes_on_one_postgresql() {
         .iter()
         .map(|n| config(&fx, n, &pg.url))
         .collect();
-    let out = Command::new(bin())
-        .args(["key", "create", "--config"])
-        .arg(&cfgs[0])
-        .args(["--name", "ops", "--scope", "operator"])
-        .output()
-        .expect("rpaas key create");
-    assert!(out.status.success(), "{out:?}");
-    let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let key = operator_key(&cfgs[0]);
 
     // Three nodes start together: the migrations run once.
     let mut nodes: Vec<Option<Node>> = cfgs

@@ -162,10 +162,7 @@ pub async fn get_one(
 fn object(body: serde_json::Value) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
     match body {
         serde_json::Value::Object(m) => Ok(m),
-        _ => Err(ApiError::invalid(vec![FieldError {
-            field: "-".into(),
-            reason: "the body must be a JSON object".into(),
-        }])),
+        _ => Err(ApiError::field("-", "the body must be a JSON object")),
     }
 }
 
@@ -224,17 +221,14 @@ pub async fn create(
     let partner = match body.remove("partner") {
         Some(serde_json::Value::String(p)) => p,
         _ => {
-            return Err(ApiError::invalid(vec![FieldError {
-                field: "partner".into(),
-                reason: "is required: the id of the partner that owns the instance".into(),
-            }]))
+            return Err(ApiError::field(
+                "partner",
+                "is required: the id of the partner that owns the instance",
+            ))
         }
     };
     if body.contains_key("id") {
-        return Err(ApiError::invalid(vec![FieldError {
-            field: "id".into(),
-            reason: "is assigned by the service".into(),
-        }]));
+        return Err(ApiError::field("id", "is assigned by the service"));
     }
     let mut spec: InstanceSpec =
         rpaas_spec::from_value(serde_json::Value::Object(body)).map_err(|e| shape("", e))?;
@@ -250,10 +244,10 @@ pub async fn create(
     match &c.settings.base_domain {
         Some(d) => hostnames.push(format!("{id}.{d}")),
         None if spec.hostnames.is_empty() => {
-            return Err(ApiError::invalid(vec![FieldError {
-                field: "hostnames".into(),
-                reason: "[control] base_domain is not set: give the hostnames".into(),
-            }]))
+            return Err(ApiError::field(
+                "hostnames",
+                "[control] base_domain is not set: give the hostnames",
+            ))
         }
         None => {}
     }
@@ -354,18 +348,10 @@ pub async fn patch(
     let new_partner = match body.remove("partner") {
         None => current.partner.clone(),
         Some(serde_json::Value::String(p)) if c.store.partner(&p).await?.is_some() => p,
-        Some(_) => {
-            return Err(ApiError::invalid(vec![FieldError {
-                field: "partner".into(),
-                reason: "no such partner".into(),
-            }]))
-        }
+        Some(_) => return Err(ApiError::field("partner", "no such partner")),
     };
     if body.contains_key("id") {
-        return Err(ApiError::invalid(vec![FieldError {
-            field: "id".into(),
-            reason: "an instance's id cannot change".into(),
-        }]));
+        return Err(ApiError::field("id", "an instance's id cannot change"));
     }
     let mut value = serde_json::to_value(&current.spec)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "-", e.to_string()))?;
@@ -561,13 +547,11 @@ pub async fn preview_acl(
 ) -> Result<Json<Preview>, ApiError> {
     let (current, spec) = acl_change(&c, &who, &id, body).await?;
     validate(&c, Some(&spec), &current.id, "acl.").await?;
-    let (requests, refused_now, would_refuse) =
-        c.node.preview(&current.id, &spec).await.map_err(|e| {
-            ApiError::invalid(vec![FieldError {
-                field: "acl".into(),
-                reason: e,
-            }])
-        })?;
+    let (requests, refused_now, would_refuse) = c
+        .node
+        .preview(&current.id, &spec)
+        .await
+        .map_err(|e| ApiError::field("acl", e))?;
     Ok(Json(Preview {
         requests,
         refused_now,

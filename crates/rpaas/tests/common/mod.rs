@@ -101,3 +101,21 @@ pub fn assert_hardened(r: &client::Response) {
         assert!(!all.contains(leak), "{leak} leaked in {all}");
     }
 }
+
+/// Creates an API key with `rpaas key create --config CONFIG ARGS` (before or while the node
+/// runs) and returns it.
+pub fn cli_key(config: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(bin())
+        .args(["key", "create", "--config"])
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run rpaas key create");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// An operator key named `ops`.
+pub fn operator_key(config: &Path) -> String {
+    cli_key(config, &["--name", "ops", "--scope", "operator"])
+}
