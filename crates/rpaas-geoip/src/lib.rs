@@ -3,10 +3,12 @@
 //! ip-location-db records (`country_code`). The database is read into memory once; a lookup is
 //! pure computation.
 //!
-//! [`writer`] writes small databases of either record shape, so tests never depend on real
-//! GeoIP data.
+//! `writer` (feature `writer`, for tests and benchmarks only) writes small databases of
+//! either record shape, so tests never depend on real GeoIP data; production builds do not
+//! carry it.
 #![forbid(unsafe_code)]
 
+#[cfg(any(test, feature = "writer"))]
 pub mod writer;
 
 use std::fmt;

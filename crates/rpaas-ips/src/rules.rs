@@ -232,7 +232,7 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, Vec<RuleError>> 
         vec![RuleError {
             file: file.into(),
             rule: None,
-            reason: e.message().to_string(),
+            reason: toml_reason(text, &e),
         }]
     })?;
     let mut errors = Vec::new();
@@ -270,6 +270,23 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, Vec<RuleError>> 
         Ok(rules)
     } else {
         Err(errors)
+    }
+}
+
+/// toml's message and the line it points at. Some syntax errors (a key with no value at the
+/// end of the text) come with an empty message.
+fn toml_reason(text: &str, e: &toml::de::Error) -> String {
+    let message = match e.message() {
+        "" => "malformed TOML",
+        m => m,
+    };
+    match e.span() {
+        Some(span) => {
+            let upto = &text.as_bytes()[..span.start.min(text.len())];
+            let line = upto.iter().filter(|b| **b == b'\n').count() + 1;
+            format!("{message} (line {line})")
+        }
+        None => message.to_string(),
     }
 }
 
@@ -435,5 +452,17 @@ pattern = "a"
         .unwrap_err()[0]
             .to_string()
             .contains("rule 5: value"));
+    }
+
+    /// Found by fuzz/fuzz_targets/ips_rules.rs: toml leaves the message of some syntax errors
+    /// empty, which made the error `z.toml: -: `.
+    #[test]
+    fn a_syntax_error_always_has_a_reason_and_a_line() {
+        for (text, line) in [("[[rule]]\nid =", 2), ("[[rule]]\nid = 1 2\n", 2), ("=", 1)] {
+            let errs = parse_rules("z.toml", text).unwrap_err();
+            let reason = &errs[0].reason;
+            assert!(reason.ends_with(&format!(" (line {line})")), "{reason:?}");
+            assert!(reason.len() > " (line 1)".len(), "{reason:?}");
+        }
     }
 }

@@ -61,19 +61,35 @@ impl std::fmt::Display for ShapeError {
 
 impl std::error::Error for ShapeError {}
 
+/// `-` for the document itself: serde_path_to_error says `.`, and an empty key (`"" = 1`)
+/// would leave nothing to read.
+fn field_path(path: String) -> String {
+    if path == "." || path.is_empty() {
+        "-".into()
+    } else {
+        path
+    }
+}
+
 /// Parses TOML text into `T`, naming the field path and the line of the first problem.
 pub fn from_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ShapeError> {
     let de = toml::Deserializer::new(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let mut reason = inner.message().to_string();
+        // toml gives some syntax errors (a key with no value at the end of the text) an
+        // empty message.
+        let mut reason = match inner.message() {
+            "" => "malformed TOML".to_string(),
+            m => m.to_string(),
+        };
         if let Some(span) = inner.span() {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let upto = &text.as_bytes()[..span.start.min(text.len())];
+            let line = upto.iter().filter(|b| **b == b'\n').count() + 1;
             reason = format!("{reason} (line {line})");
         }
         ShapeError {
-            path: if path == "." { "-".into() } else { path },
+            path: field_path(path),
             reason,
         }
     })
@@ -91,7 +107,7 @@ fn from_json_value_path<'de, T: serde::de::DeserializeOwned>(
         let path = e.path().to_string();
         let inner = e.into_inner();
         ShapeError {
-            path: if path == "." { "-".into() } else { path },
+            path: field_path(path),
             reason: inner.to_string(),
         }
     })
@@ -102,7 +118,7 @@ pub fn from_value<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Resul
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         ShapeError {
-            path: if path == "." { "-".into() } else { path },
+            path: field_path(path),
             reason: e.into_inner().to_string(),
         }
     })

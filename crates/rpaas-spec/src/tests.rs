@@ -58,6 +58,19 @@ fn unknown_fields_are_refused_with_their_path() {
     assert!(e.reason.contains("upstream"), "{e}");
 }
 
+/// toml leaves the message of some syntax errors empty (a key with no value at the end of
+/// the text): the reason still says what is wrong, not only where.
+#[test]
+fn a_syntax_error_has_a_reason_and_a_line() {
+    let e = from_toml::<Spec>("[node]\nadmin =").unwrap_err();
+    assert_eq!(e.reason, "malformed TOML (line 2)");
+    let e = from_toml::<Spec>("[node]\nadmin = 1 2\n").unwrap_err();
+    assert!(e.reason.starts_with("expected newline"), "{e}");
+    // An empty key leaves serde_path_to_error's path empty: it is the document's.
+    let e = from_json::<Spec>(r#"{"": 1}"#).unwrap_err();
+    assert_eq!(e.path, "-");
+}
+
 #[test]
 fn the_acl_is_the_partner_part_of_an_instance() {
     let spec: Spec = from_toml(TOML).expect("parses");

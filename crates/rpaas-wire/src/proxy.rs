@@ -80,6 +80,11 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, ProxyError> {
             Ok(Parsed::Incomplete)
         };
     };
+    // Refused here too, not only while the CRLF is missing: otherwise `PROXY UNKNOWN \n\r\n`
+    // would be an error or a header depending on how the stream was cut into reads.
+    if buf[..end].contains(&b'\n') || buf[..end].contains(&0) {
+        return Err(ProxyError::BadV1("bare LF or NUL in header"));
+    }
     let line = std::str::from_utf8(&buf[..end]).map_err(|_| ProxyError::BadV1("not ASCII"))?;
     let mut parts = line.split(' ');
     let _proxy = parts.next();

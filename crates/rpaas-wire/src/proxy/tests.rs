@@ -60,6 +60,29 @@ fn v1_incomplete_and_malformed() {
     assert_eq!(parse(&long), Err(ProxyError::TooLong));
 }
 
+/// Found by fuzz/fuzz_targets/proxy_header.rs: the UNKNOWN family ignores the rest of the line,
+/// so a bare LF or NUL there was refused while the CRLF had not arrived and accepted once it
+/// had. The outcome must not depend on how the stream was cut into reads.
+#[test]
+fn v1_unknown_with_bare_lf_or_nul_is_refused_however_it_arrives() {
+    for header in [&b"PROXY UNKNOWN \n\r\n"[..], b"PROXY UNKNOWN \0\0\r\n"] {
+        for cut in 1..=header.len() {
+            assert!(
+                matches!(
+                    parse(&header[..cut]),
+                    Ok(Parsed::Incomplete) | Err(ProxyError::BadV1(_))
+                ),
+                "{:?}",
+                &header[..cut]
+            );
+        }
+        assert_eq!(
+            parse(header),
+            Err(ProxyError::BadV1("bare LF or NUL in header"))
+        );
+    }
+}
+
 #[test]
 fn not_a_proxy_header() {
     assert_eq!(parse(b"\x16\x03\x01\x02\x00"), Err(ProxyError::Missing));
