@@ -12,6 +12,7 @@ mod api;
 mod auth;
 mod error;
 pub mod fleet;
+mod last_good;
 pub mod openapi;
 pub mod store;
 pub mod users;

@@ -53,6 +53,8 @@ pub struct Store {
     /// The URL it was opened with (for a PostgreSQL listener).
     pub(crate) url: String,
     migrated: std::sync::Arc<tokio::sync::OnceCell<()>>,
+    /// What was last read, for reads while the database is unreachable.
+    last: crate::last_good::LastGood,
 }
 
 /// A partner (an MSP).
@@ -226,6 +228,7 @@ impl Store {
             backend,
             url: original,
             migrated: Default::default(),
+            last: Default::default(),
         };
         if backend == Backend::Sqlite {
             sqlx::query("PRAGMA journal_mode = WAL")
@@ -354,23 +357,59 @@ impl Store {
     }
 
     /// Every stored instance, by id.
+    /// Every instance; while the database is unreachable, the list last read.
     pub async fn instances(&self) -> Result<Vec<StoredInstance>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, partner, spec, revision, created, updated FROM instances ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(Self::instance_of).collect()
+        if self.last.down() {
+            if let Some(v) = self.last.instances() {
+                return Ok(v);
+            }
+        }
+        let read = async {
+            let rows = sqlx::query(
+                "SELECT id, partner, spec, revision, created, updated FROM instances ORDER BY id",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(Self::instance_of)
+                .collect::<Result<Vec<_>, _>>()
+        };
+        match read.await {
+            Ok(v) => {
+                self.last.set_instances(&v);
+                Ok(v)
+            }
+            Err(e) if crate::last_good::unreachable(&e) => {
+                self.last.saw(&e);
+                self.last.instances().ok_or(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
+    /// One instance; while the database is unreachable, as last read.
     pub async fn instance(&self, id: &str) -> Result<Option<StoredInstance>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, partner, spec, revision, created, updated FROM instances WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(Self::instance_of).transpose()
+        if self.last.down() {
+            if let Some(v) = self.last.instance(id) {
+                return Ok(v);
+            }
+        }
+        let read = async {
+            let row = sqlx::query(
+                "SELECT id, partner, spec, revision, created, updated FROM instances WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(Self::instance_of).transpose()
+        };
+        match read.await {
+            Err(e) if crate::last_good::unreachable(&e) => {
+                self.last.saw(&e);
+                self.last.instance(id).ok_or(e)
+            }
+            r => r,
+        }
     }
 
     /// Commits `change` with its audit row and returns the new store revision. A stale
@@ -384,7 +423,19 @@ impl Store {
         after: Option<serde_json::Value>,
     ) -> Result<i64, StoreError> {
         self.ready().await?;
-        let mut tx = self.pool.begin().await?;
+        if self.last.down() {
+            return Err(StoreError::Open(
+                "the database is unreachable (checked moments ago); try again shortly".into(),
+            ));
+        }
+        let mut tx = match self.pool.begin().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                let e = StoreError::from(e);
+                self.last.saw(&e);
+                return Err(e);
+            }
+        };
         let (id, if_match) = match change {
             Change::Put { id, if_match, .. } | Change::Delete { id, if_match } => (id, if_match),
         };
@@ -583,15 +634,40 @@ impl Store {
         Ok(rows.iter().map(Self::key_of).collect())
     }
 
+    /// The key with this prefix; while the database is unreachable, one checked against it
+    /// in the last minutes (`last_good::KEY_GRACE_MS`).
     pub async fn key_by_prefix(&self, prefix: &str) -> Result<Option<StoredKey>, StoreError> {
+        if self.last.down() {
+            if let Some(k) = self.last.key(prefix) {
+                return Ok(Some(k));
+            }
+        }
         let row = sqlx::query(
             "SELECT id, name, scope, partner, prefix, hash, created, expires, revoked, last_used \
              FROM api_keys WHERE prefix = $1",
         )
         .bind(prefix)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(Self::key_of))
+        .await;
+        match row {
+            Ok(row) => {
+                let k = row.as_ref().map(Self::key_of);
+                if let Some(k) = &k {
+                    self.last.set_key(k);
+                }
+                Ok(k)
+            }
+            Err(e) => {
+                let e = StoreError::from(e);
+                self.last.saw(&e);
+                if crate::last_good::unreachable(&e) {
+                    if let Some(k) = self.last.key(prefix) {
+                        return Ok(Some(k));
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
     pub async fn key(&self, id: &str) -> Result<Option<StoredKey>, StoreError> {
@@ -617,11 +693,19 @@ impl Store {
     }
 
     pub async fn touch_key(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE api_keys SET last_used = $1 WHERE id = $2")
+        if self.last.down() {
+            return Ok(());
+        }
+        let r = sqlx::query("UPDATE api_keys SET last_used = $1 WHERE id = $2")
             .bind(now_ms())
             .bind(id)
             .execute(&self.pool)
-            .await?;
+            .await;
+        if let Err(e) = r {
+            let e = StoreError::from(e);
+            self.last.saw(&e);
+            return Err(e);
+        }
         Ok(())
     }
 

@@ -279,6 +279,23 @@ fn three_nodes_on_one_postgresql() {
     let r = a.post("/v1/partners", json!({"id": "p2", "name": "Other"}));
     assert_eq!(r.status, 503, "{}", r.text);
     assert!(!r.error_fields().is_empty(), "a reason: {}", r.text);
+    let r = acl_put(&a, &id, json!({"deployment": "mixed"}));
+    assert_eq!(
+        r.status, 503,
+        "an ACL change while the database is down: {}",
+        r.text
+    );
+    // Reads of what the node knows still answer: the instance, its ACL, the live explain.
+    let r = a.get(&format!("/v1/instances/{id}"));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["id"], id.as_str());
+    assert_eq!(a.get(&format!("/v1/instances/{id}/acl")).status, 200);
+    let r = a.post(
+        &format!("/v1/instances/{id}/explain"),
+        json!({"ip": "192.0.2.10", "path": "/automate/"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["verdict"], "ALLOW", "{}", r.text);
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     loader.join().expect("load loop");
