@@ -15,6 +15,7 @@ pub mod fleet;
 mod last_good;
 pub mod openapi;
 pub mod store;
+mod store_keys;
 pub mod users;
 
 use std::sync::Arc;

@@ -9,6 +9,7 @@
 //! a cookie that is `HttpOnly`, `SameSite=Strict` and `Secure` over TLS, a CSRF token in every
 //! form, login attempts rate limited per client address.
 
+mod acl;
 mod pages;
 mod view;
 
@@ -61,9 +62,9 @@ pub fn router(control: Arc<Control>, api: Router, secure: bool) -> Router {
         .route("/ui/instances/{id}/explain", post(pages::what_if))
         .route(
             "/ui/instances/{id}/acl",
-            get(pages::acl_form).post(pages::acl_save),
+            get(acl::acl_form).post(acl::acl_save),
         )
-        .route("/ui/instances/{id}/acl/preview", post(pages::acl_preview))
+        .route("/ui/instances/{id}/acl/preview", post(acl::acl_preview))
         .route("/ui/audit", get(pages::audit))
         .route("/ui/keys", get(pages::keys).post(pages::key_create))
         .route("/ui/keys/{id}/revoke", post(pages::key_revoke))
