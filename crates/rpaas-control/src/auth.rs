@@ -67,7 +67,8 @@ fn hash(key: &str) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+/// Constant-time equality of two secrets (the length is not secret).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

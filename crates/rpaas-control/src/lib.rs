@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 pub use api::keys::{key_request, KeyView, NewKey};
 pub use api::{router, serve, ApiServer, ClientAddr, SessionPrincipal};
-pub use auth::{new_key, random_hex, Failures, Principal, Scope};
+pub use auth::{ct_eq, new_key, random_hex, Failures, Principal, Scope};
 pub use error::{ApiError, FieldError, StoreError};
 pub use store::{Actor, Change, DecisionRow, Partner, Store, StoredInstance, TrafficRow};
 

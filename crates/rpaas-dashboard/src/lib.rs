@@ -142,11 +142,7 @@ fn client_ip_of(ext: &axum::http::Extensions) -> IpAddr {
 
 /// Constant-time comparison of two tokens.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    rpaas_control::ct_eq(a.as_bytes(), b.as_bytes())
 }
 
 /// A signed-in user; pages without one redirect to the login form.

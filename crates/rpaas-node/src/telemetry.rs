@@ -74,15 +74,16 @@ impl std::fmt::Debug for Telemetry {
     }
 }
 
-fn cut(s: &str, n: usize) -> String {
-    if s.len() <= n {
-        return s.to_string();
+/// `s` cut to at most `n` bytes on a character boundary, in place.
+fn truncated(mut s: String, n: usize) -> String {
+    if s.len() > n {
+        let mut end = n;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
     }
-    let mut end = n;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+    s
 }
 
 impl Telemetry {
@@ -114,23 +115,28 @@ impl Telemetry {
                 }
             }
         }
+        e.path = truncated(std::mem::take(&mut e.path), MAX_PATH);
+        e.method = truncated(std::mem::take(&mut e.method), MAX_METHOD);
+        let sample = Sample {
+            time_ms: e.time_ms,
+            ip: e.ip,
+            method: e.method.clone(),
+            target: truncated(std::mem::take(&mut e.target), MAX_TARGET),
+            host: std::mem::take(&mut e.host),
+            refused: !e.reason.is_empty(),
+        };
         if let Ok(mut s) = self.samples.lock() {
-            let q = s.entry(e.instance.clone()).or_default();
-            if q.len() >= MAX_SAMPLES {
-                q.pop_front();
+            // The instance's queue exists after its first request: no key copy per request.
+            if !s.contains_key(&e.instance) {
+                s.insert(e.instance.clone(), std::collections::VecDeque::new());
             }
-            q.push_back(Sample {
-                time_ms: e.time_ms,
-                ip: e.ip,
-                method: cut(&e.method, MAX_METHOD),
-                target: cut(&e.target, MAX_TARGET),
-                host: std::mem::take(&mut e.host),
-                refused: !e.reason.is_empty(),
-            });
+            if let Some(q) = s.get_mut(&e.instance) {
+                if q.len() >= MAX_SAMPLES {
+                    q.pop_front();
+                }
+                q.push_back(sample);
+            }
         }
-        e.target = String::new();
-        e.path = cut(&e.path, MAX_PATH);
-        e.method = cut(&e.method, MAX_METHOD);
         if self.tx.try_send(e).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }

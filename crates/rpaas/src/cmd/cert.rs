@@ -1,10 +1,8 @@
 //! `rpaas cert status --admin ADDR`: every instance's certificate as the running node serves
 //! it (source, state, expiry, the last ACME error and the next attempt).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(clap::Subcommand)]
 pub enum CertCommand {
@@ -28,27 +26,13 @@ pub enum CertCommand {
 }
 
 fn renew(admin: SocketAddr, instance: &str) -> ExitCode {
-    let go = || -> Result<String, String> {
-        let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(5))
-            .map_err(|e| format!("cannot reach the node at {admin}: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(|e| e.to_string())?;
-        write!(
-            s,
-            "POST /certs/{instance}/renew HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .map_err(|e| e.to_string())?;
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
-        Ok(raw)
-    };
-    match go() {
-        Ok(raw) if raw.starts_with("HTTP/1.1 202") => {
+    match super::admin_request(admin, "POST", &format!("/certs/{instance}/renew"), "") {
+        Ok((202, _)) => {
             println!("renewing {instance}");
             ExitCode::SUCCESS
         }
-        Ok(raw) => {
-            eprintln!("error: {}", raw.split("\r\n\r\n").nth(1).unwrap_or(&raw));
+        Ok((_, body)) => {
+            eprintln!("error: {body}");
             ExitCode::from(1)
         }
         Err(e) => {
@@ -59,28 +43,12 @@ fn renew(admin: SocketAddr, instance: &str) -> ExitCode {
 }
 
 fn fetch(admin: SocketAddr) -> Result<serde_json::Value, String> {
-    let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(5))
-        .map_err(|e| format!("cannot reach the node at {admin}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "GET /certs HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or("the node's answer has no body")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!(
-            "the node answered {}",
-            head.lines().next().unwrap_or("")
-        ));
+    match super::admin_request(admin, "GET", "/certs", "")? {
+        (200, body) => {
+            serde_json::from_str(&body).map_err(|e| format!("the node's answer is not JSON: {e}"))
+        }
+        (status, body) => Err(format!("the node answered {status}: {body}")),
     }
-    serde_json::from_str(body).map_err(|e| format!("the node's answer is not JSON: {e}"))
 }
 
 pub fn run(c: CertCommand) -> ExitCode {

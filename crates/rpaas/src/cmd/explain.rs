@@ -2,11 +2,10 @@
 //! it compiles the config and runs the admission core with bans and rate limits unknown;
 //! with `--admin ADDR` it asks the running node, whose answer includes them.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Args;
 
@@ -62,27 +61,10 @@ fn print(e: &rpaas_admission::Explanation, json: bool) -> ExitCode {
 
 /// POSTs the question to a node's admin `/explain` and returns the JSON answer.
 fn ask_node(admin: SocketAddr, body: &serde_json::Value) -> Result<serde_json::Value, String> {
-    let body = body.to_string();
-    let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(5))
-        .map_err(|e| format!("cannot reach the node at {admin}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "POST /explain HTTP/1.1\r\nHost: {admin}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, rest) = text
-        .split_once("\r\n\r\n")
-        .ok_or("the node sent no complete answer")?;
-    let status = head.split_whitespace().nth(1).unwrap_or("");
+    let (status, rest) = super::admin_request(admin, "POST", "/explain", &body.to_string())?;
     let v: serde_json::Value =
-        serde_json::from_str(rest).map_err(|e| format!("bad answer from the node: {e}"))?;
-    if status != "200" {
+        serde_json::from_str(&rest).map_err(|e| format!("bad answer from the node: {e}"))?;
+    if status != 200 {
         return Err(format!("the node answered {status}: {v}"));
     }
     Ok(v)
