@@ -23,6 +23,8 @@ pub struct Control {
     pub cache: Option<PathBuf>,
     /// How long refusals, traffic and audit rows are kept.
     pub retention: Duration,
+    /// How long audit rows are kept.
+    pub audit_retention: Duration,
     /// How often the node checks the store for a revision it missed.
     pub poll_interval: Duration,
 }
@@ -137,6 +139,12 @@ impl Validator {
             &c.retention,
             Duration::from_secs(7 * 86_400),
         );
+        let audit_retention = self.duration(
+            file,
+            "control.audit_retention",
+            &c.audit_retention,
+            Duration::from_secs(365 * 86_400),
+        );
         let poll_interval = self.duration(
             file,
             "control.poll_interval",
@@ -158,6 +166,7 @@ impl Validator {
                     .map(|d| Path::new(d).join("control-cache.json"))
             }),
             retention,
+            audit_retention,
             poll_interval,
         })
     }

@@ -734,9 +734,18 @@ impl Store {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    /// Forgets refusals and traffic older than `before` (ms), and refusals beyond the newest
-    /// `max_decisions` per store.
-    pub async fn trim(&self, before: i64, max_decisions: i64) -> Result<(), StoreError> {
+    /// Drops refusals and traffic older than `before` (and refusals beyond the newest
+    /// `max_decisions`), audit rows older than `audit_before`, and expired bans.
+    pub async fn trim(
+        &self,
+        before: i64,
+        max_decisions: i64,
+        audit_before: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM audit WHERE time < $1")
+            .bind(audit_before)
+            .execute(&self.pool)
+            .await?;
         sqlx::query("DELETE FROM decisions WHERE time < $1")
             .bind(before)
             .execute(&self.pool)
@@ -797,3 +806,7 @@ pub(crate) fn unique_violation(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -226,7 +226,12 @@ async fn boot(config: Config, revision: i64, source: Source) -> Result<(), Start
             let (t, rx) = crate::telemetry::Telemetry::new();
             (
                 Some(t),
-                Some((rx, store.clone(), c.node_id.clone(), c.retention)),
+                Some((
+                    rx,
+                    store.clone(),
+                    c.node_id.clone(),
+                    (c.retention, c.audit_retention),
+                )),
             )
         }
         _ => (None, None),

@@ -175,8 +175,14 @@ struct Minute {
     counts: HashMap<(&'static str, String), i64>,
 }
 
-/// Batches events into the store until the channel closes. `retention` trims old rows.
-pub async fn run(mut rx: mpsc::Receiver<Event>, store: Store, node: String, retention: Duration) {
+/// Batches events into the store until the channel closes. `retention` (refusals and
+/// traffic, audit rows) trims old rows.
+pub async fn run(
+    mut rx: mpsc::Receiver<Event>,
+    store: Store,
+    node: String,
+    retention: (Duration, Duration),
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut trims = 0u32;
     let mut minutes: HashMap<(String, i64), Minute> = HashMap::new();
@@ -238,8 +244,10 @@ pub async fn run(mut rx: mpsc::Receiver<Event>, store: Store, node: String, rete
                 trims += 1;
                 if trims >= 600 {
                     trims = 0;
-                    let before = rpaas_control::store::now_ms() - retention.as_millis() as i64;
-                    if let Err(e) = store.trim(before, 1_000_000).await {
+                    let now = rpaas_control::store::now_ms();
+                    let before = now - retention.0.as_millis() as i64;
+                    let audit_before = now - retention.1.as_millis() as i64;
+                    if let Err(e) = store.trim(before, 1_000_000, audit_before).await {
                         tracing::warn!(target: "rpaas::control", error = %e, "cannot trim old rows");
                     }
                 }

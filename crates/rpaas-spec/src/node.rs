@@ -163,6 +163,9 @@ pub struct ControlSpec {
     /// How long refusals and audit rows are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<DurationSpec>,
+    /// How long audit rows are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_retention: Option<DurationSpec>,
     /// How often a node checks the store for a revision it missed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll_interval: Option<DurationSpec>,
