@@ -63,6 +63,10 @@ impl AlpnCert {
 struct Entry<T: ?Sized> {
     value: Arc<T>,
     expires: u64,
+    /// Copied from the store (placed by another node), with the key authorization it was
+    /// made for: such an entry is checked against the store again, since another order for
+    /// the same name (the second key type, a retry) replaces it there.
+    from_store: Option<String>,
 }
 
 struct Limiter {
@@ -138,19 +142,35 @@ impl Challenges {
             .map(|e| e.value.clone())
     }
 
-    /// As [`Self::tls_alpn01`], then the store (a challenge placed by another node).
+    /// As [`Self::tls_alpn01`] for a response this node placed; else the store (a challenge
+    /// placed by another node), whose answer replaces an older copy.
     pub async fn tls_alpn01_shared(&self, name: &str) -> Option<Arc<AlpnCert>> {
-        if let Some(c) = self.tls_alpn01(name) {
-            return Some(c);
-        }
         let name = norm_name(name);
-        let rec = self.lookup_store(ChallengeSlot::TlsAlpn01, &name).await?;
+        let now = now_secs();
+        let cached = {
+            let map = self.alpn.read().unwrap_or_else(|e| e.into_inner());
+            match map.get(&name).filter(|e| e.expires > now) {
+                Some(e) if e.from_store.is_none() => return Some(e.value.clone()),
+                Some(e) => Some((e.value.clone(), e.from_store.clone())),
+                None => None,
+            }
+        };
+        let Some(rec) = self.lookup_store(ChallengeSlot::TlsAlpn01, &name).await else {
+            // Not in the store (or lookups are rate-limited): what we copied, if anything.
+            return cached.map(|(c, _)| c);
+        };
+        if let Some((c, Some(ka))) = &cached {
+            if *ka == rec.key_authorization {
+                return Some(c.clone());
+            }
+        }
         let cert = Arc::new(AlpnCert::new(&name, &rec.key_authorization).ok()?);
         self.alpn.write().unwrap_or_else(|e| e.into_inner()).insert(
             name,
             Entry {
                 value: cert.clone(),
                 expires: rec.expires,
+                from_store: Some(rec.key_authorization),
             },
         );
         Some(cert)
@@ -180,6 +200,7 @@ impl Challenges {
             Entry {
                 value: value.clone(),
                 expires: rec.expires,
+                from_store: Some(String::new()),
             },
         );
         Some(value)
@@ -226,6 +247,7 @@ impl Challenges {
             Entry {
                 value: cert,
                 expires,
+                from_store: None,
             },
         );
         Ok(())
@@ -237,6 +259,7 @@ impl Challenges {
             Entry {
                 value: key_authorization.into(),
                 expires,
+                from_store: None,
             },
         );
     }
@@ -361,5 +384,49 @@ mod tests {
         assert!(used <= STORE_MISSES_PER_SEC, "{used}");
         // A node without a store answers only its own.
         assert!(Challenges::new().http01_shared(TOKEN).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_newer_challenge_for_the_same_name_replaces_the_copy() {
+        // Another node orders the ECDSA certificate, then the RSA one: two challenges for one
+        // name, one after the other. The copy of the first must not answer the second.
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn AcmeStore> = Arc::new(DirStore::open(dir.path()).unwrap());
+        let put = |ka: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .put_challenge(&ChallengeRecord {
+                        slot: ChallengeSlot::TlsAlpn01,
+                        key: "a.example.net".into(),
+                        key_authorization: ka.into(),
+                        expires: now_secs() + 60,
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        let digest_in = |c: &AlpnCert, ka: &str| {
+            let d = openssl::sha::sha256(ka.as_bytes());
+            c.cert_der.windows(32).any(|w| w == d)
+        };
+        let node = Challenges::shared(store.clone());
+        put("first.thumb").await;
+        let c1 = node.tls_alpn01_shared("a.example.net").await.unwrap();
+        assert!(digest_in(&c1, "first.thumb"));
+        let again = node.tls_alpn01_shared("a.example.net").await.unwrap();
+        assert!(Arc::ptr_eq(&c1, &again), "unchanged: the copy is reused");
+        put("second.thumb").await;
+        let c2 = node.tls_alpn01_shared("a.example.net").await.unwrap();
+        assert!(digest_in(&c2, "second.thumb"));
+        assert!(digest_in(
+            &node.tls_alpn01("a.example.net").unwrap(),
+            "second.thumb"
+        ));
+        // A response this node placed itself is answered without asking the store.
+        node.add_tls_alpn01("b.example.net", "mine.thumb", now_secs() + 60)
+            .unwrap();
+        let mine = node.tls_alpn01_shared("b.example.net").await.unwrap();
+        assert!(digest_in(&mine, "mine.thumb"));
     }
 }

@@ -125,7 +125,7 @@ impl Validator {
         match Rate::parse(s) {
             Ok(r) => Some(r),
             Err(reason) => {
-                self.err(file, key, reason);
+                self.err(file, key, reason.to_string());
                 None
             }
         }
@@ -289,7 +289,7 @@ impl Validator {
                     .filter_map(|(j, p)| match PathPattern::parse(p) {
                         Ok(p) => Some(p),
                         Err(r) => {
-                            self.err(file, format!("{ek}.paths[{j}]"), r);
+                            self.err(file, format!("{ek}.paths[{j}]"), r.to_string());
                             None
                         }
                     })

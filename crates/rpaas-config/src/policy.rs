@@ -138,7 +138,7 @@ impl Validator {
         for (i, s) in list.iter().enumerate() {
             match PathPattern::parse(s) {
                 Ok(p) => out.push(p),
-                Err(reason) => self.err(file, format!("{key}[{i}]"), reason),
+                Err(reason) => self.err(file, format!("{key}[{i}]"), reason.to_string()),
             }
         }
         out

@@ -62,24 +62,42 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
     }
 }
 
+/// Why a connector config was refused; reads `file: key: reason`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {key}: {reason}", file.display())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// The key (`node[1]`, `secret_file`, `-` for the whole file).
+    pub key: String,
+    pub reason: String,
+}
+
 /// Loads and checks `path`; errors read `file: key: reason`.
-pub fn load(path: &Path) -> Result<Config, String> {
-    let f = path.display();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("{f}: -: cannot read file: {e}"))?;
-    let file: File = toml::from_str(&text).map_err(|e| format!("{f}: -: {}", e.message()))?;
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let err = |key: String, reason: String| ConfigError {
+        file: path.to_path_buf(),
+        key,
+        reason,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err("-".into(), format!("cannot read file: {e}")))?;
+    let file: File = toml::from_str(&text).map_err(|e| err("-".into(), e.message().to_string()))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let nodes = match file.node {
         None => {
-            return Err(format!(
-                "{f}: node: is required (host:port of the node's tunnel)"
+            return Err(err(
+                "node".into(),
+                "is required (host:port of the node's tunnel)".to_string(),
             ))
         }
         Some(Nodes::One(n)) => vec![n],
         Some(Nodes::Many(l)) => l,
     };
     if nodes.is_empty() {
-        return Err(format!("{f}: node: name at least one node (host:port)"));
+        return Err(err(
+            "node".into(),
+            "name at least one node (host:port)".to_string(),
+        ));
     }
     for (i, node) in nodes.iter().enumerate() {
         if node
@@ -87,71 +105,95 @@ pub fn load(path: &Path) -> Result<Config, String> {
             .and_then(|(_, p)| p.parse::<u16>().ok())
             .is_none()
         {
-            return Err(format!("{f}: node[{i}]: {node:?} must be host:port"));
+            return Err(err(
+                format!("node[{i}]"),
+                format!("{node:?} must be host:port"),
+            ));
         }
         if nodes[..i].contains(node) {
-            return Err(format!("{f}: node[{i}]: {node:?} is listed twice"));
+            return Err(err(
+                format!("node[{i}]"),
+                format!("{node:?} is listed twice"),
+            ));
         }
     }
     let server_name = file.server_name.ok_or_else(|| {
-        format!("{f}: server_name: is required (the name in the node's certificate)")
+        err(
+            "server_name".into(),
+            "is required (the name in the node's certificate)".to_string(),
+        )
     })?;
     let trust = match (file.node_cert, file.node_ca) {
         (Some(c), None) => {
-            let certs =
-                load_certs(&resolve(base, &c)).map_err(|e| format!("{f}: node_cert: {e}"))?;
+            let certs = load_certs(&resolve(base, &c))
+                .map_err(|e| err("node_cert".into(), format!("{e}")))?;
             Trust::Pin(certs[0].clone())
         }
-        (None, Some(c)) => {
-            Trust::Ca(load_certs(&resolve(base, &c)).map_err(|e| format!("{f}: node_ca: {e}"))?)
-        }
+        (None, Some(c)) => Trust::Ca(
+            load_certs(&resolve(base, &c)).map_err(|e| err("node_ca".into(), format!("{e}")))?,
+        ),
         (Some(_), Some(_)) => {
-            return Err(format!(
-                "{f}: node_cert: set node_cert (a pin) or node_ca, not both"
+            return Err(err(
+                "node_cert".into(),
+                "set node_cert (a pin) or node_ca, not both".to_string(),
             ))
         }
         (None, None) => {
-            return Err(format!(
-                "{f}: node_cert: set node_cert (pin the node's certificate) or node_ca"
+            return Err(err(
+                "node_cert".into(),
+                "set node_cert (pin the node's certificate) or node_ca".to_string(),
             ))
         }
     };
     let instance = file
         .instance
         .filter(|i| !i.is_empty())
-        .ok_or_else(|| format!("{f}: instance: is required"))?;
+        .ok_or_else(|| err("instance".into(), "is required".into()))?;
     let secret = match (file.secret, file.secret_file) {
         (Some(s), None) if !s.is_empty() => s,
         (None, Some(p)) => {
             let p = resolve(base, &p);
-            let s = std::fs::read_to_string(&p)
-                .map_err(|e| format!("{f}: secret_file: cannot read {}: {e}", p.display()))?;
+            let s = std::fs::read_to_string(&p).map_err(|e| {
+                err(
+                    "secret_file".into(),
+                    format!("cannot read {}: {e}", p.display()),
+                )
+            })?;
             let s = s.trim_end_matches(['\r', '\n']).to_string();
             if s.is_empty() {
-                return Err(format!("{f}: secret_file: {} is empty", p.display()));
+                return Err(err(
+                    "secret_file".into(),
+                    format!("{} is empty", p.display()),
+                ));
             }
             s
         }
         (Some(_), Some(_)) => {
-            return Err(format!("{f}: secret: set secret or secret_file, not both"))
+            return Err(err(
+                "secret".into(),
+                "set secret or secret_file, not both".to_string(),
+            ))
         }
         _ => {
-            return Err(format!(
-                "{f}: secret: a non-empty secret (or secret_file) is required"
+            return Err(err(
+                "secret".into(),
+                "a non-empty secret (or secret_file) is required".to_string(),
             ))
         }
     };
     let mut allow = Vec::new();
     for (i, a) in file.allow.iter().enumerate() {
-        allow.push(
-            a.parse::<SocketAddr>().map_err(|_| {
-                format!("{f}: allow[{i}]: {a:?} is not an address like 127.0.0.1:75")
-            })?,
-        );
+        allow.push(a.parse::<SocketAddr>().map_err(|_| {
+            err(
+                format!("allow[{i}]"),
+                format!("{a:?} is not an address like 127.0.0.1:75"),
+            )
+        })?);
     }
     if allow.is_empty() {
-        return Err(format!(
-            "{f}: allow: list the local targets the node may reach (e.g. \"127.0.0.1:75\")"
+        return Err(err(
+            "allow".into(),
+            "list the local targets the node may reach (e.g. \"127.0.0.1:75\")".to_string(),
         ));
     }
     Ok(Config {

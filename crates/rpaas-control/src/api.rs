@@ -258,25 +258,47 @@ impl std::fmt::Debug for ApiServer {
     }
 }
 
+/// Why the API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("{}: {error}", file.display())]
+    Tls {
+        file: std::path::PathBuf,
+        error: openssl::error::ErrorStack,
+    },
+    #[error("the key does not match the certificate: {0}")]
+    KeyMismatch(openssl::error::ErrorStack),
+    #[error("cannot set up TLS: {0}")]
+    Openssl(openssl::error::ErrorStack),
+}
+
 impl ApiServer {
     /// Binds `addr`; with `cert` and `key`, serves HTTPS (Mozilla intermediate).
-    pub fn bind(addr: SocketAddr, cert_key: Option<(&Path, &Path)>) -> Result<ApiServer, String> {
+    pub fn bind(
+        addr: SocketAddr,
+        cert_key: Option<(&Path, &Path)>,
+    ) -> Result<ApiServer, BindError> {
+        let listen = |e| BindError::Listen(addr, e);
         let std_l = std::net::TcpListener::bind(addr)
             .and_then(|l| l.set_nonblocking(true).map(|_| l))
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        let listener = tokio::net::TcpListener::from_std(std_l).map_err(|e| e.to_string())?;
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
+            .map_err(listen)?;
+        let listener = tokio::net::TcpListener::from_std(std_l).map_err(listen)?;
+        let local = listener.local_addr().map_err(listen)?;
         let tls = match cert_key {
             None => None,
             Some((cert, key)) => {
+                let file = |p: &Path| {
+                    let p = p.to_path_buf();
+                    move |error| BindError::Tls { file: p, error }
+                };
                 let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
-                    .map_err(|e| e.to_string())?;
-                b.set_certificate_chain_file(cert)
-                    .map_err(|e| format!("{}: {e}", cert.display()))?;
+                    .map_err(BindError::Openssl)?;
+                b.set_certificate_chain_file(cert).map_err(file(cert))?;
                 b.set_private_key_file(key, SslFiletype::PEM)
-                    .map_err(|e| format!("{}: {e}", key.display()))?;
-                b.check_private_key()
-                    .map_err(|e| format!("the key does not match the certificate: {e}"))?;
+                    .map_err(file(key))?;
+                b.check_private_key().map_err(BindError::KeyMismatch)?;
                 Some(Arc::new(b.build()))
             }
         };

@@ -15,6 +15,7 @@ pub mod fleet;
 mod last_good;
 pub mod openapi;
 pub mod store;
+mod store_acme;
 mod store_keys;
 pub mod users;
 
@@ -34,7 +35,7 @@ pub trait NodeHooks: Send + Sync {
     fn base(&self) -> Result<rpaas_config::Document, rpaas_config::ConfigErrors>;
     /// Rebuilds the node's config from its files and the store (after a committed change);
     /// returns the store revision now applied.
-    async fn apply(&self) -> Result<i64, String>;
+    async fn apply(&self) -> Result<i64, HookError>;
     /// The store revision the node serves.
     fn applied_revision(&self) -> i64;
     /// The live node's answer for a request to an instance (same shape as
@@ -53,7 +54,19 @@ pub trait NodeHooks: Send + Sync {
         &self,
         instance: &str,
         spec: &rpaas_spec::InstanceSpec,
-    ) -> Result<(u64, u64, u64), String>;
+    ) -> Result<(u64, u64, u64), HookError>;
+}
+
+/// Why the node could not do what a hook asked.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// The config (files and store, or the proposed change) does not compile; every error
+    /// has its field.
+    #[error("{0}")]
+    Config(#[from] rpaas_config::ConfigErrors),
+    /// The node refused to apply a valid config (e.g. the change needs a restart), or failed.
+    #[error("{0}")]
+    Node(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// `POST /v1/instances/{id}/explain`.

@@ -98,14 +98,14 @@ impl GeoDb {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_bytes(bytes).map_err(|reason| GeoError::Format {
+        Self::from_bytes(bytes).map_err(|e| GeoError::Format {
             path: path.display().to_string(),
-            reason,
+            reason: e.to_string(),
         })
     }
 
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, String> {
-        let reader = maxminddb::Reader::from_source(bytes).map_err(|e| e.to_string())?;
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, maxminddb::MaxMindDbError> {
+        let reader = maxminddb::Reader::from_source(bytes)?;
         let database_type = reader.metadata().database_type.clone();
         let build_epoch = reader.metadata().build_epoch;
         Ok(Self {

@@ -17,20 +17,33 @@ pub struct Rate {
     pub per_sec: f64,
 }
 
+/// Why a rate (`N/period`) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    #[error("{0:?}: write N/period, e.g. \"10/1m\"")]
+    Shape(String),
+    #[error("{0:?}: {1:?} is not a count")]
+    Count(String, String),
+    #[error("{0:?}: {1:?} is not a period like 1s, 1m, 1h")]
+    Period(String, String),
+    #[error("{0:?}: count and period must be positive")]
+    Zero(String),
+}
+
 impl Rate {
     /// Parses `"10/1m"`, `"50/1s"`, `"600/1h"`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, RateError> {
         let (n, period) = s
             .split_once('/')
-            .ok_or_else(|| format!("{s:?}: write N/period, e.g. \"10/1m\""))?;
+            .ok_or_else(|| RateError::Shape(s.to_string()))?;
         let n: u32 = n
             .trim()
             .parse()
-            .map_err(|_| format!("{s:?}: {n:?} is not a count"))?;
+            .map_err(|_| RateError::Count(s.to_string(), n.to_string()))?;
         let d = humanish(period.trim())
-            .ok_or_else(|| format!("{s:?}: {period:?} is not a period like 1s, 1m, 1h"))?;
+            .ok_or_else(|| RateError::Period(s.to_string(), period.to_string()))?;
         if n == 0 || d.is_zero() {
-            return Err(format!("{s:?}: count and period must be positive"));
+            return Err(RateError::Zero(s.to_string()));
         }
         Ok(Self {
             burst: n as f64,

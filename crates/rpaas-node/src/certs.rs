@@ -82,7 +82,7 @@ pub fn load(inst: &Instance) -> Result<CertKey, (String, String)> {
                 .iter()
                 .map(|(c, k)| (c.as_slice(), k.as_slice()))
                 .collect();
-            CertKey::load_pairs(&refs).map_err(|r| ("cert".to_string(), r))
+            CertKey::load_pairs(&refs).map_err(|r| ("cert".to_string(), r.to_string()))
         }
         CertSource::SelfSigned => CertKey::self_signed(&inst.hostnames).map_err(|e| {
             (

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rpaas_config::{Config, ConfigError, ConfigErrors, Document, Sourced};
-use rpaas_control::{ExplainQuery, NodeHooks, Store};
+use rpaas_control::{ExplainQuery, HookError, NodeHooks, Store};
 
 use crate::lifecycle::Node;
 
@@ -146,8 +146,11 @@ impl NodeHooks for Hooks {
         self.node.source.base()
     }
 
-    async fn apply(&self) -> Result<i64, String> {
-        self.node.reload().await?;
+    async fn apply(&self) -> Result<i64, HookError> {
+        self.node.reload().await.map_err(|e| match e {
+            crate::lifecycle::ReloadError::Config(c) => HookError::Config(c),
+            other => HookError::Node(Box::new(other)),
+        })?;
         Ok(self.applied_revision())
     }
 
@@ -186,24 +189,19 @@ impl NodeHooks for Hooks {
         &self,
         instance: &str,
         spec: &rpaas_config::spec::InstanceSpec,
-    ) -> Result<(u64, u64, u64), String> {
+    ) -> Result<(u64, u64, u64), HookError> {
         let shared = &self.node.shared;
         let samples = shared.telemetry.as_ref().map_or_else(Vec::new, |t| {
             t.samples(instance, rpaas_control::store::now_ms())
         });
-        let (mut doc, _) = self
-            .node
-            .source
-            .document()
-            .await
-            .map_err(|e| e.to_string())?;
+        let (mut doc, _) = self.node.source.document().await?;
         for i in &mut doc.instances {
             if i.spec.id.as_deref() == Some(instance) {
                 i.spec = spec.clone();
             }
         }
-        let config = rpaas_config::compile(&doc).map_err(|e| e.to_string())?;
-        let policy = rpaas_admission::Policy::build(config, None).map_err(|e| e.to_string())?;
+        let config = rpaas_config::compile(&doc)?;
+        let policy = rpaas_admission::Policy::build(config, None)?;
         let now = std::time::Instant::now();
         let mut would = 0u64;
         for s in &samples {

@@ -35,8 +35,24 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot start: {0}")]
-    Internal(String),
+    #[error("{0}")]
+    Logging(#[from] crate::logging::LogInitError),
+    #[error("cannot start: {what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("listener[{listener}] TLS: {source}")]
+    Tls {
+        listener: usize,
+        source: openssl::error::ErrorStack,
+    },
+    #[error("cannot start: metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> StartError {
+    move |source| StartError::Io { what, source }
 }
 
 /// What `rpaas check` reports about a valid config.
@@ -78,9 +94,16 @@ pub fn verify(config: Config) -> Result<CheckSummary, ConfigErrors> {
             if let Err(reason) =
                 crate::upstream::resolve_blocking(&inst.upstream.host, inst.upstream.port)
             {
-                errors.push(ConfigError::new(&inst.source, inst.key("upstream"), reason));
+                errors.push(ConfigError::new(
+                    &inst.source,
+                    inst.key("upstream"),
+                    reason.to_string(),
+                ));
             }
         }
+    }
+    if let Err((key, reason)) = crate::acme::check(&config) {
+        errors.push(ConfigError::new(&config.source, key, reason));
     }
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
@@ -115,7 +138,7 @@ pub(crate) struct Node {
 pub fn serve(path: &Path) -> Result<(), StartError> {
     // The files alone first: they say where the logs go, how many workers, and the store.
     let file_config = rpaas_config::load(path)?;
-    crate::logging::init(&file_config.node.log).map_err(StartError::Internal)?;
+    crate::logging::init(&file_config.node.log)?;
     let threads = file_config.node.threads;
     // One worker: a current-thread runtime has no work-stealing bookkeeping to pay for.
     let rt = if threads == 1 {
@@ -130,7 +153,7 @@ pub fn serve(path: &Path) -> Result<(), StartError> {
             .thread_name("rpaas-worker")
             .build()
     }
-    .map_err(|e| StartError::Internal(e.to_string()))?;
+    .map_err(io("runtime"))?;
     rt.block_on(async move {
         let store = match &file_config.control {
             // A PostgreSQL that is down does not stop the node: it serves its cached snapshot.
@@ -164,7 +187,9 @@ async fn boot(config: Config, revision: i64, source: Source) -> Result<(), Start
         .prepare(&config.instances)
         .map_err(|e| cert_errors(&config, e))?;
     certs.commit(prepared);
-    let acme = crate::acme::Acme::new(&config, certs.clone())
+    crate::acme::check(&config)
+        .map_err(|(key, reason)| StartError::Config(ConfigError::new(path, key, reason).into()))?;
+    let acme = crate::acme::Acme::new(&config, certs.clone(), source.store.clone())
         .map_err(|(key, reason)| StartError::Config(ConfigError::new(path, key, reason).into()))?
         .map(Arc::new);
     let relays = RelaySet::default();
@@ -196,7 +221,9 @@ async fn boot(config: Config, revision: i64, source: Source) -> Result<(), Start
                 c.cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
             )
             .map_err(|reason| {
-                StartError::Config(ConfigError::new(path, "control.listen", reason).into())
+                StartError::Config(
+                    ConfigError::new(path, "control.listen", reason.to_string()).into(),
+                )
             })?,
         ),
         None => None,
@@ -219,7 +246,7 @@ async fn boot(config: Config, revision: i64, source: Source) -> Result<(), Start
         None => None,
     };
 
-    let metrics = Metrics::new().map_err(|e| StartError::Internal(e.to_string()))?;
+    let metrics = Metrics::new()?;
     let tracked = node_cfg.limits.max_tracked;
     let (telemetry, events) = match (&source.store, &snap.config().control) {
         (Some(store), Some(c)) => {
@@ -303,11 +330,8 @@ fn listening(
     std_l: std::net::TcpListener,
     what: &str,
 ) -> Result<tokio::net::TcpListener, StartError> {
-    let l = tokio::net::TcpListener::from_std(std_l)
-        .map_err(|e| StartError::Internal(e.to_string()))?;
-    let local = l
-        .local_addr()
-        .map_err(|e| StartError::Internal(e.to_string()))?;
+    let l = tokio::net::TcpListener::from_std(std_l).map_err(io("listener"))?;
+    let local = l.local_addr().map_err(io("local address"))?;
     tracing::info!(target: "rpaas::node", event = "listening", listener = what, address = %local, "listening");
     Ok(l)
 }
@@ -344,7 +368,10 @@ async fn run(
             continue;
         };
         let acceptor = crate::tls::acceptor(lcfg, i, shared.snapshot.clone(), shared.certs.clone())
-            .map_err(|e| StartError::Internal(format!("listener[{i}] TLS: {e}")))?;
+            .map_err(|source| StartError::Tls {
+                listener: i,
+                source,
+            })?;
         let acceptor = Arc::new(ArcSwap::from_pointee(acceptor));
         acceptors.push(acceptor.clone());
         let mut proxy = pingora::proxy::http_proxy(
@@ -361,11 +388,8 @@ async fn run(
         proxy.server_options = Some(opts);
         let app = Arc::new(proxy);
         apps.push(app.clone());
-        let l = tokio::net::TcpListener::from_std(std_l)
-            .map_err(|e| StartError::Internal(e.to_string()))?;
-        let local = l
-            .local_addr()
-            .map_err(|e| StartError::Internal(e.to_string()))?;
+        let l = tokio::net::TcpListener::from_std(std_l).map_err(io("listener"))?;
+        let local = l.local_addr().map_err(io("local address"))?;
         tracing::info!(
             target: "rpaas::node",
             event = "listening",
@@ -410,10 +434,8 @@ async fn run(
         let runtime = Arc::new(rpaas_tunnel::quinn::TokioRuntime);
         let ep =
             rpaas_tunnel::quinn::Endpoint::new(Default::default(), Some(server), sock, runtime)
-                .map_err(|e| StartError::Internal(format!("tunnel: {e}")))?;
-        let local = ep
-            .local_addr()
-            .map_err(|e| StartError::Internal(e.to_string()))?;
+                .map_err(io("tunnel"))?;
+        let local = ep.local_addr().map_err(io("local address"))?;
         tracing::info!(target: "rpaas::node", event = "listening", listener = "tunnel", address = %local, "tunnel listening");
         tasks.push(tokio::spawn(crate::tunnel::serve(
             shared.clone(),
@@ -589,6 +611,25 @@ async fn wait_for_signals(node: &Arc<Node>) {
     }
 }
 
+/// Why a reload was refused (the running config keeps serving).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new config (files and store) does not compile, or its certificates, relays or
+    /// upstreams do not load; every error has its field.
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    /// The change touches something only a restart can change.
+    #[error("{}: {field}: {what} needs a restart", file.display())]
+    NeedsRestart {
+        file: std::path::PathBuf,
+        field: &'static str,
+        what: &'static str,
+    },
+    /// The staging task died (a bug, reported rather than swallowed).
+    #[error("the reload task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// A config checked and bound, not yet swapped in.
 struct Staged {
     snap: Snapshot,
@@ -600,26 +641,25 @@ struct Staged {
 impl Node {
     /// Re-reads the config (files and store) and swaps it in, or logs why not and keeps the
     /// old one.
-    pub(crate) async fn reload(self: &Arc<Self>) -> Result<u64, String> {
+    pub(crate) async fn reload(self: &Arc<Self>) -> Result<u64, ReloadError> {
         let shared = &self.shared;
         let _guard = shared.reload_lock.lock().await;
         let current = shared.snapshot.load_full();
         let next_gen = current.generation + 1;
-        let loaded = self.source.load().await.map_err(|e| e.to_string());
+        let loaded = self.source.load().await.map_err(ReloadError::from);
         let me = self.clone();
         let staged = match loaded {
             Err(e) => Err(e),
             Ok((config, revision)) => {
-                tokio::task::spawn_blocking(move || -> Result<Staged, String> {
+                tokio::task::spawn_blocking(move || -> Result<Staged, ReloadError> {
                     restart_only_unchanged(current.config(), &config)?;
                     let certs = me
                         .shared
                         .certs
                         .prepare(&config.instances)
-                        .map_err(|e| cert_errors(&config, e).to_string())?;
-                    let relays = me.relays.prepare(&config).map_err(|e| e.to_string())?;
-                    let snap = Snapshot::build(config, next_gen, Some(&current))
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| cert_errors(&config, e))?;
+                    let relays = me.relays.prepare(&config)?;
+                    let snap = Snapshot::build(config, next_gen, Some(&current))?;
                     Ok(Staged {
                         snap,
                         certs,
@@ -628,7 +668,7 @@ impl Node {
                     })
                 })
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(ReloadError::from)
                 .and_then(|r| r)
             }
         };
@@ -727,32 +767,28 @@ async fn poll_store(node: Arc<Node>) {
 /// What only a restart can change: the listeners' addresses, the admin endpoint, the log
 /// target and the tunnel's address. TLS profiles, HTTP/2, client address rules, instances,
 /// relays, certificates and everything else reload.
-fn restart_only_unchanged(old: &Config, new: &Config) -> Result<(), String> {
+fn restart_only_unchanged(old: &Config, new: &Config) -> Result<(), ReloadError> {
+    let restart = |field, what| ReloadError::NeedsRestart {
+        file: new.source.clone(),
+        field,
+        what,
+    };
     let addrs = |c: &Config| c.listeners.iter().map(|l| l.address).collect::<Vec<_>>();
     if addrs(old) != addrs(new) {
-        return Err(format!(
-            "{}: listener: adding, removing or moving a listener needs a restart",
-            new.source.display()
-        ));
+        return Err(restart("listener", "adding, removing or moving a listener"));
     }
     if old.http_listeners != new.http_listeners {
-        return Err(format!(
-            "{}: listener: adding, removing or moving a tls = \"none\" listener needs a restart",
-            new.source.display()
+        return Err(restart(
+            "listener",
+            "adding, removing or moving a tls = \"none\" listener",
         ));
     }
     let tunnel_addr = |c: &Config| c.node.tunnel.as_ref().map(|t| t.address);
     if tunnel_addr(old) != tunnel_addr(new) {
-        return Err(format!(
-            "{}: node.tunnel: changing the tunnel's address needs a restart",
-            new.source.display()
-        ));
+        return Err(restart("node.tunnel", "changing the tunnel's address"));
     }
     if old.node.admin != new.node.admin || old.node.log != new.node.log {
-        return Err(format!(
-            "{}: node.admin/node.log: changing these needs a restart",
-            new.source.display()
-        ));
+        return Err(restart("node.admin/node.log", "changing these"));
     }
     Ok(())
 }

@@ -72,7 +72,23 @@ impl Write for ChannelWriter {
     }
 }
 
-pub fn init(target: &LogTarget) -> Result<(), String> {
+/// Why logging could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LogInitError {
+    #[error("node.log: cannot open {}: {error}", file.display())]
+    Open {
+        file: std::path::PathBuf,
+        error: std::io::Error,
+    },
+    #[error("logging already started")]
+    AlreadyStarted,
+    #[error("cannot start the log writer thread: {0}")]
+    Thread(std::io::Error),
+    #[error("cannot start logging: {0}")]
+    Subscriber(String),
+}
+
+pub fn init(target: &LogTarget) -> Result<(), LogInitError> {
     let out: Box<dyn Write + Send> = match target {
         LogTarget::Stdout => Box::new(std::io::BufWriter::with_capacity(
             1 << 16,
@@ -83,17 +99,19 @@ pub fn init(target: &LogTarget) -> Result<(), String> {
                 .create(true)
                 .append(true)
                 .open(p)
-                .map_err(|e| format!("node.log: cannot open {}: {e}", p.display()))?;
+                .map_err(|e| LogInitError::Open {
+                    file: p.clone(),
+                    error: e,
+                })?;
             Box::new(std::io::BufWriter::with_capacity(1 << 16, f))
         }
     };
     let (tx, rx) = sync_channel(QUEUE);
-    SINK.set(tx)
-        .map_err(|_| "logging already started".to_string())?;
+    SINK.set(tx).map_err(|_| LogInitError::AlreadyStarted)?;
     std::thread::Builder::new()
         .name("rpaas-log".into())
         .spawn(move || writer_thread(rx, out))
-        .map_err(|e| e.to_string())?;
+        .map_err(LogInitError::Thread)?;
     let filter =
         EnvFilter::try_from_env("RPAAS_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     // The access line is written directly; it follows the same filter for `rpaas::access`.
@@ -111,7 +129,7 @@ pub fn init(target: &LogTarget) -> Result<(), String> {
         .with_env_filter(filter)
         .with_writer(|| ChannelWriter)
         .try_init()
-        .map_err(|e| format!("cannot start logging: {e}"))
+        .map_err(|e| LogInitError::Subscriber(e.to_string()))
 }
 
 /// Waits (briefly) for queued lines to be written, at shutdown.

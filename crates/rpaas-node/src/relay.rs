@@ -106,6 +106,40 @@ pub async fn serve_udp(
     }
 }
 
+/// Why a TCP relay ended without carrying the connection; [`RelayError::code`] is the
+/// bounded `outcome` of the log line and the metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RelayError {
+    NoInstance,
+    NoRelay,
+    /// Refused by the instance's policy (the reason's stable code).
+    Policy(rpaas_policy::Reason),
+    ConnectTimeout,
+    ConnectFailed,
+    NoConnector,
+    StreamFailed,
+    ConnectorTimeout,
+    ConnectorNotAllowed,
+    TargetFailed,
+}
+
+impl RelayError {
+    fn code(&self) -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed(match self {
+            Self::Policy(r) => return format!("policy:{}", r.code()).into(),
+            Self::NoInstance => "no_instance",
+            Self::NoRelay => "no_relay",
+            Self::ConnectTimeout => "connect_timeout",
+            Self::ConnectFailed => "connect_failed",
+            Self::NoConnector => "no_connector",
+            Self::StreamFailed => "stream_failed",
+            Self::ConnectorTimeout => "connector_timeout",
+            Self::ConnectorNotAllowed => "connector_not_allowed",
+            Self::TargetFailed => "target_failed",
+        })
+    }
+}
+
 /// One `[[instance.tcp]]` relay.
 pub async fn serve_tcp(shared: Arc<Shared>, instance: String, index: usize, listener: TcpListener) {
     loop {
@@ -118,9 +152,10 @@ pub async fn serve_tcp(shared: Arc<Shared>, instance: String, index: usize, list
         tokio::spawn(async move {
             let result = relay_tcp(&shared, &instance, index, tcp, peer).await;
             let outcome = match &result {
-                Ok(()) => "ok",
-                Err(r) => r.as_str(),
+                Ok(()) => std::borrow::Cow::Borrowed("ok"),
+                Err(r) => r.code(),
             };
+            let outcome = outcome.as_ref();
             crate::metrics::inc(&shared.metrics.tcp_relays, &[&instance, outcome]);
             tracing::info!(target: "rpaas::relay", event = "tcp_relay", instance = %instance, client_ip = %peer.ip(), outcome, "tcp relay");
         });
@@ -133,15 +168,20 @@ async fn relay_tcp(
     index: usize,
     mut tcp: TcpStream,
     peer: SocketAddr,
-) -> Result<(), String> {
+) -> Result<(), RelayError> {
     let (relay, admit) = {
         let snap = shared.snapshot.load();
         let inst = snap
             .instances
             .iter()
             .find(|i| i.cfg.id == instance)
-            .ok_or("no_instance")?;
-        let relay = inst.cfg.tcp.get(index).cloned().ok_or("no_relay")?;
+            .ok_or(RelayError::NoInstance)?;
+        let relay = inst
+            .cfg
+            .tcp
+            .get(index)
+            .cloned()
+            .ok_or(RelayError::NoRelay)?;
         let admit = rpaas_policy::admit_ip(
             &inst.cfg.policy,
             snap.policy.geo.as_deref(),
@@ -152,7 +192,7 @@ async fn relay_tcp(
         (relay, admit)
     };
     if let Err(r) = admit {
-        return Err(format!("policy:{}", r.code()));
+        return Err(RelayError::Policy(r));
     }
     let _ = tcp.set_nodelay(true);
     match relay.via {
@@ -160,34 +200,35 @@ async fn relay_tcp(
             let mut up =
                 tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(relay.target))
                     .await
-                    .map_err(|_| "connect_timeout".to_string())?
-                    .map_err(|_| "connect_failed".to_string())?;
+                    .map_err(|_| RelayError::ConnectTimeout)?
+                    .map_err(|_| RelayError::ConnectFailed)?;
             let _ = tokio::io::copy_bidirectional(&mut tcp, &mut up).await;
             Ok(())
         }
         Via::Tunnel => {
-            let conn = shared.tunnels.pick(instance).ok_or("no_connector")?;
-            let (mut send, mut recv) = conn
-                .open_bi()
-                .await
-                .map_err(|_| "stream_failed".to_string())?;
+            let conn = shared
+                .tunnels
+                .pick(instance)
+                .ok_or(RelayError::NoConnector)?;
+            let (mut send, mut recv) =
+                conn.open_bi().await.map_err(|_| RelayError::StreamFailed)?;
             let mut head = Vec::with_capacity(19);
             put_addr(&mut head, relay.target);
             send.write_all(&head)
                 .await
-                .map_err(|_| "stream_failed".to_string())?;
+                .map_err(|_| RelayError::StreamFailed)?;
             let mut status = [0u8; 1];
             tokio::time::timeout(
                 Duration::from_secs(15),
                 AsyncReadExt::read_exact(&mut recv, &mut status),
             )
             .await
-            .map_err(|_| "connector_timeout".to_string())?
-            .map_err(|_| "stream_failed".to_string())?;
+            .map_err(|_| RelayError::ConnectorTimeout)?
+            .map_err(|_| RelayError::StreamFailed)?;
             match StreamStatus::from_byte(status[0]) {
                 Some(StreamStatus::Connected) => {}
-                Some(StreamStatus::NotAllowed) => return Err("connector_not_allowed".into()),
-                _ => return Err("target_failed".into()),
+                Some(StreamStatus::NotAllowed) => return Err(RelayError::ConnectorNotAllowed),
+                _ => return Err(RelayError::TargetFailed),
             }
             let mut quic = tokio::io::join(recv, send);
             let _ = tokio::io::copy_bidirectional(&mut tcp, &mut quic).await;

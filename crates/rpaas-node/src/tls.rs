@@ -36,6 +36,28 @@ use rpaas_config::{Listener, TlsProfile};
 use crate::certs::CertStore;
 use crate::snapshot::Snapshot;
 
+/// Why a certificate set was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertError {
+    #[error("bad PEM certificate: {0}")]
+    BadCertificate(String),
+    #[error("no certificate in the file")]
+    NoCertificate,
+    #[error("bad PEM private key: {0}")]
+    BadKey(String),
+    #[error("cannot read the certificate's public key: {0}")]
+    PublicKey(String),
+    #[error("the private key does not match the certificate")]
+    KeyMismatch,
+    /// One of several pairs (1-based).
+    #[error("pair {index}: {error}")]
+    Pair { index: usize, error: Box<CertError> },
+    #[error("no certificate")]
+    Empty,
+    #[error("two {0} certificates: give at most one per key type")]
+    DuplicateKeyType(String),
+}
+
 /// A certificate chain (leaf first) and its key.
 #[derive(Clone)]
 pub struct CertPair {
@@ -45,17 +67,17 @@ pub struct CertPair {
 
 impl CertPair {
     /// Parses a PEM chain and key, checking that the key belongs to the leaf.
-    pub fn load(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, String> {
+    pub fn load(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, CertError> {
         let chain =
-            X509::stack_from_pem(cert_pem).map_err(|e| format!("bad PEM certificate: {e}"))?;
-        let leaf = chain.first().ok_or("no certificate in the file")?;
+            X509::stack_from_pem(cert_pem).map_err(|e| CertError::BadCertificate(e.to_string()))?;
+        let leaf = chain.first().ok_or(CertError::NoCertificate)?;
         let key =
-            PKey::private_key_from_pem(key_pem).map_err(|e| format!("bad PEM private key: {e}"))?;
+            PKey::private_key_from_pem(key_pem).map_err(|e| CertError::BadKey(e.to_string()))?;
         let public = leaf
             .public_key()
-            .map_err(|e| format!("cannot read the certificate's public key: {e}"))?;
+            .map_err(|e| CertError::PublicKey(e.to_string()))?;
         if !public.public_eq(&key) {
-            return Err("the private key does not match the certificate".into());
+            return Err(CertError::KeyMismatch);
         }
         Ok(Self { chain, key })
     }
@@ -98,20 +120,23 @@ fn key_type_name(id: Id) -> String {
 
 impl CertKey {
     /// Loads a PEM chain and key, checking that the key belongs to the leaf.
-    pub fn load(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, String> {
+    pub fn load(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, CertError> {
         Self::load_pairs(&[(cert_pem, key_pem)])
     }
 
     /// Loads several chain/key pairs (e.g. an ECDSA and an RSA certificate for the same names);
     /// at most one per key type. Errors name the pair (1-based) when there are several.
-    pub fn load_pairs(pairs: &[(&[u8], &[u8])]) -> Result<Self, String> {
+    pub fn load_pairs(pairs: &[(&[u8], &[u8])]) -> Result<Self, CertError> {
         let loaded = pairs
             .iter()
             .enumerate()
             .map(|(i, (c, k))| {
                 CertPair::load(c, k).map_err(|e| {
                     if pairs.len() > 1 {
-                        format!("pair {}: {e}", i + 1)
+                        CertError::Pair {
+                            index: i + 1,
+                            error: Box::new(e),
+                        }
                     } else {
                         e
                     }
@@ -123,16 +148,13 @@ impl CertKey {
 
     /// Wraps parsed pairs; refuses none, and two of one key type (OpenSSL would keep only the
     /// last).
-    pub fn from_pairs(pairs: Vec<CertPair>, self_signed: bool) -> Result<Self, String> {
+    pub fn from_pairs(pairs: Vec<CertPair>, self_signed: bool) -> Result<Self, CertError> {
         if pairs.is_empty() {
-            return Err("no certificate".into());
+            return Err(CertError::Empty);
         }
         for (i, p) in pairs.iter().enumerate() {
             if pairs[..i].iter().any(|q| q.key_type() == p.key_type()) {
-                return Err(format!(
-                    "two {} certificates: give at most one per key type",
-                    key_type_name(p.key_type())
-                ));
+                return Err(CertError::DuplicateKeyType(key_type_name(p.key_type())));
             }
         }
         Ok(Self { pairs, self_signed })

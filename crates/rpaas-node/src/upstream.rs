@@ -59,12 +59,21 @@ fn key(inst: &Instance) -> Key {
 }
 
 /// Resolves `host:port` now (blocking); the first address.
-pub fn resolve_blocking(host: &str, port: u16) -> Result<SocketAddr, String> {
+pub fn resolve_blocking(host: &str, port: u16) -> Result<SocketAddr, ResolveError> {
     (host, port)
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host:?}: {e}"))?
+        .map_err(|e| ResolveError::Lookup(host.to_string(), e))?
         .next()
-        .ok_or_else(|| format!("{host:?} resolves to no address"))
+        .ok_or_else(|| ResolveError::NoAddress(host.to_string()))
+}
+
+/// Why an upstream's name did not resolve.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("cannot resolve {0:?}: {1}")]
+    Lookup(String, std::io::Error),
+    #[error("{0:?} resolves to no address")]
+    NoAddress(String),
 }
 
 impl UpstreamRt {

@@ -94,6 +94,15 @@ fn under(path: &str, dir: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// Why a path pattern was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("{0:?} must start with '/'")]
+    NotAbsolute(String),
+    #[error("{0:?}: write the canonical path (no '\\', '?', '#', '%' or control characters)")]
+    NotCanonical(String),
+}
+
 /// A path pattern on canonical paths: lowercase; `*` matches within a segment, `**` across
 /// segments; a pattern ending in `/` matches that directory and everything below it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,14 +111,12 @@ pub struct PathPattern {
 }
 
 impl PathPattern {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, PatternError> {
         if !s.starts_with('/') {
-            return Err(format!("{s:?} must start with '/'"));
+            return Err(PatternError::NotAbsolute(s.to_string()));
         }
         if s.contains(['\\', '?', '#', '%']) || s.chars().any(char::is_control) {
-            return Err(format!(
-                "{s:?}: write the canonical path (no '\\', '?', '#', '%' or control characters)"
-            ));
+            return Err(PatternError::NotCanonical(s.to_string()));
         }
         let mut text = s.to_lowercase();
         if text.ends_with('/') && text.len() > 1 {

@@ -21,7 +21,7 @@ mod netset;
 use std::fmt;
 use std::net::IpAddr;
 
-pub use class::{default_class, PathPattern, TrafficClass};
+pub use class::{default_class, PathPattern, PatternError, TrafficClass};
 pub use ipnet::IpNet;
 pub use netset::NetSet;
 use rpaas_geoip::{CountryCode, GeoDb};

@@ -185,6 +185,13 @@ pub struct AcmeSpec {
     pub challenge: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_hook: Option<String>,
+    /// dns-01: how long one hook run may take (default 60s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_hook_timeout: Option<DurationSpec>,
+    /// dns-01: wait after `add` before the CA looks (default 30s; `"0s"` for a hook that
+    /// waits for propagation itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_delay: Option<DurationSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renew_before: Option<DurationSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

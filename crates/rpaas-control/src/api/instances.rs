@@ -551,7 +551,7 @@ pub async fn preview_acl(
         .node
         .preview(&current.id, &spec)
         .await
-        .map_err(|e| ApiError::field("acl", e))?;
+        .map_err(|e| ApiError::field("acl", e.to_string()))?;
     Ok(Json(Preview {
         requests,
         refused_now,

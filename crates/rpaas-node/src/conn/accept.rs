@@ -273,6 +273,11 @@ async fn handle_tls<A>(
     // (RFC 8737: nothing is served on such a connection).
     if let (Some(acme), Some(hello)) = (&shared.acme, &prelude.hello) {
         if hello.offers_alpn(crate::tls::ACME_TLS_ALPN) {
+            // A challenge another node of the fleet placed: fetched from the store into this
+            // node's table, where the handshake callback finds it (bounded lookups).
+            if let Some(sni) = &hello.sni {
+                let _ = acme.challenges.tls_alpn01_shared(sni).await;
+            }
             let done = tokio::time::timeout(
                 timeout,
                 pingora::protocols::tls::server::handshake(
