@@ -206,10 +206,15 @@ def nginx_proxy_conf(tmp, port, up_port, crs, geo):
     return NGINX_COMMON.format(tmp=tmp, name=name, modules=modules, http_extra=http_extra, servers=servers)
 
 
-def rpaas_conf(tmp, port, up_port, geo):
+def rpaas_conf(tmp, port, up_port, geo, crs=False):
+    # rpaas_crs: the same node with the OWASP CRS (PL1, Automate exclusions) beside the shipped
+    # rules, the same rules nginx_crs runs.
+    crs_table = '[node.ips]\ncrs = "/usr/share/modsecurity-crs"\n' if crs else ""
+    name = "rpaas_crs" if crs else "rpaas"
     return f"""
+{crs_table}
 [node]
-log = "{tmp}/rpaas.access.log"
+log = "{tmp}/{name}.access.log"
 threads = 1
 geoip_db = "{geo}"
 default_countries = ["US", "CA", "GB", "DE"]
@@ -327,11 +332,13 @@ def main():
         # A small stand-in database so the GeoIP code paths still run.
         sys.exit("data/country.mmdb is missing: run scripts/fetch-geoip.sh")
     up_port, up_tls = free_port(), free_port()
-    ports = {"rpaas": free_port(), "nginx": free_port(), "nginx_crs": free_port(), "direct": up_tls}
+    ports = {"rpaas": free_port(), "rpaas_crs": free_port(), "nginx": free_port(), "nginx_crs": free_port(),
+             "direct": up_tls}
     open(f"{tmp}/upstream.conf", "w").write(upstream_conf(tmp, doc, up_port, up_tls))
     open(f"{tmp}/nginx.conf", "w").write(nginx_proxy_conf(tmp, ports["nginx"], up_port, False, geo))
     open(f"{tmp}/nginx_crs.conf", "w").write(nginx_proxy_conf(tmp, ports["nginx_crs"], up_port, True, geo))
     open(f"{tmp}/rpaas.toml", "w").write(rpaas_conf(tmp, ports["rpaas"], up_port, geo))
+    open(f"{tmp}/rpaas_crs.toml", "w").write(rpaas_conf(tmp, ports["rpaas_crs"], up_port, geo, crs=True))
     for c in ["upstream", "nginx", "nginx_crs"]:
         sh(f"nginx -t -q -p {tmp} -c {tmp}/{c}.conf", capture_output=True)
     procs = {
@@ -339,13 +346,15 @@ def main():
         "nginx": Proc("nginx", ["nginx", "-p", tmp, "-c", f"{tmp}/nginx.conf", "-g", "daemon off;"]),
         "nginx_crs": Proc("nginx_crs", ["nginx", "-p", tmp, "-c", f"{tmp}/nginx_crs.conf", "-g", "daemon off;"]),
         "rpaas": Proc("rpaas", [os.path.join(ROOT, "target/release/rpaas"), "serve", "--config", f"{tmp}/rpaas.toml"]),
+        "rpaas_crs": Proc("rpaas_crs", [os.path.join(ROOT, "target/release/rpaas"), "serve", "--config",
+                                        f"{tmp}/rpaas_crs.toml"]),
     }
     procs["direct"] = procs["upstream"]
     try:
         for name, port in ports.items():
             wait_port(port)
         wait_port(up_port)
-        contenders = ["rpaas", "nginx", "nginx_crs", "direct"]
+        contenders = ["rpaas", "rpaas_crs", "nginx", "nginx_crs", "direct"]
         if os.environ.get("BENCH_ONLY") == "idle":
             for c in ["rpaas", "nginx"]:
                 print(f"idle {c:10} {idle_rss(procs[c], ports[c], IDLE_N, HOST_A)}", flush=True)
@@ -416,14 +425,16 @@ def report(results, h2, idle):
             lines.append(f"| {sname} | {c} | {m['rps']:.0f} | {m['p50_ms']} | {m['p99_ms']} | {m['cpu_s_per_10k']} | "
                          f"{(m['rss_kib'] or 0) / 1024:.1f} | {m['non2xx']} |")
     lines += ["", "Ratios (req/s; CPU per request, lower is better):", "",
-              "| scenario | rpaas/nginx | rpaas/nginx+CRS | rpaas/direct | CPU rpaas/nginx | CPU rpaas/nginx+CRS |", "|---|---|---|---|---|---|"]
+              "| scenario | rpaas/nginx | rpaas/nginx+CRS | rpaas/direct | CPU rpaas/nginx | CPU rpaas/nginx+CRS | CPU rpaas+CRS/nginx+CRS |",
+              "|---|---|---|---|---|---|---|"]
     for sname, per in summary.items():
         r = per.get("rpaas", {})
         def ratio(a, b, k):
             return f"{a[k] / b[k]:.2f}" if a.get(k) and b.get(k) else "-"
         lines.append(f"| {sname} | {ratio(r, per.get('nginx', {}), 'rps')} | {ratio(r, per.get('nginx_crs', {}), 'rps')} | "
                      f"{ratio(r, per.get('direct', {}), 'rps')} | {ratio(r, per.get('nginx', {}), 'cpu_s_per_10k')} | "
-                     f"{ratio(r, per.get('nginx_crs', {}), 'cpu_s_per_10k')} |")
+                     f"{ratio(r, per.get('nginx_crs', {}), 'cpu_s_per_10k')} | "
+                     f"{ratio(per.get('rpaas_crs', {}), per.get('nginx_crs', {}), 'cpu_s_per_10k')} |")
     lines += ["", "HTTP/2 (h2load -c16 -m10):", "", "| contender | req/s | 2xx of requests |", "|---|---|---|"]
     for c, v in h2.items():
         lines.append(f"| {c} | {v['rps']:.0f} | {v.get('status_2xx', 0)} / {v['requests']} |")

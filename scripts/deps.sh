@@ -7,7 +7,7 @@ set -euo pipefail
 # postgresql: a throwaway cluster per test run for the fleet tests; chromium, chromium-driver
 # and python3-selenium: the dashboard tests drive a real headless browser.
 PACKAGES=(build-essential pkg-config libssl-dev cmake perl curl openssl ca-certificates python3
-  python3-venv pebble postgresql chromium chromium-driver python3-selenium)
+  python3-venv pebble postgresql chromium chromium-driver python3-selenium modsecurity-crs)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

@@ -27,6 +27,7 @@ mod error;
 mod manager;
 mod order;
 pub mod plan;
+mod revoke;
 mod status;
 pub mod store;
 mod subject;

@@ -263,6 +263,18 @@ impl Manager {
         found
     }
 
+    /// The PEM chains held for `name` (`None`: not a managed name).
+    pub(crate) fn held(&self, name: &CertName) -> Option<Vec<String>> {
+        self.lock_entries()
+            .get(name)
+            .map(|e| e.certs.values().map(|c| c.chain_pem.clone()).collect())
+    }
+
+    /// The ACME account (for a revocation, outside an order).
+    pub(crate) async fn account_for_revocation(&self) -> Result<Account, AcmeError> {
+        self.account().await
+    }
+
     /// The pair currently served for `name`.
     pub fn current(&self, name: &CertName) -> Option<Arc<CertUpdate>> {
         self.inner

@@ -52,6 +52,10 @@ pub struct BodyPlan {
     pub content_type: String,
     /// The request as the IPS read its head; the body is added to it.
     pub data: RequestData,
+    /// The request as CRS read its head, when the instance runs CRS.
+    pub crs: Option<rpaas_crs::RequestInput>,
+    /// What CRS found with the body (set by [`judge_body`]).
+    pub finding: Option<crate::crs::CrsFinding>,
 }
 
 /// The decision about one request head.
@@ -74,6 +78,8 @@ pub struct Decision {
     pub set_cookie: Option<(String, String)>,
     /// The IPS's findings on the head.
     pub ips: Option<Outcome>,
+    /// What CRS found (head, then head and body), when the instance runs it.
+    pub crs: Option<crate::crs::CrsFinding>,
     /// Set when the body must be judged before it is forwarded.
     pub body: Option<BodyPlan>,
     /// What the gates could not tell (an offline explain): `"bans"`, `"rate limits"`.
@@ -131,6 +137,7 @@ pub fn admit(
         canonical_path: None,
         set_cookie: None,
         ips: None,
+        crs: None,
         body: None,
         unknown: Vec::new(),
     };
@@ -291,6 +298,19 @@ pub fn admit(
         return d.refuse(Reason::Ips(id), Step::Ips);
     }
     d.ips = Some(o);
+    let crs = inst.crs.and_then(|pl| {
+        let rules = config.node.ips.crs.as_ref()?.rules(pl)?;
+        let req = crate::crs::input(head, target, client, class);
+        Some((rules, pl, req))
+    });
+    if let Some((rules, pl, req)) = &crs {
+        let f = crate::crs::judge(rules, req, *pl);
+        let blocked = f.blocked.filter(|_| inst.ips.mode == Mode::Block);
+        d.crs = Some(f);
+        if let Some(id) = blocked {
+            return d.refuse(Reason::Crs(id), Step::Ips);
+        }
+    }
     let opaque = matches!(class, TrafficClass::Agent | TrafficClass::Deployment);
     let content_type = data.header("content-type").unwrap_or("").to_string();
     let limit = config.node.ips.body_limit;
@@ -299,6 +319,8 @@ pub fn admit(
             limit,
             content_type,
             data,
+            crs: crs.map(|(_, _, req)| req),
+            finding: None,
         });
     }
     d
@@ -318,8 +340,15 @@ pub fn judge_body(
     plan.data.set_body(&plan.content_type, judged);
     let o = inspect(&policy.ips, &inst.ips, &plan.data, Scope::Body);
     head.merge(o, &inst.ips);
-    match (head.verdict, head.rule) {
-        (rpaas_ips::Verdict::Block, Some(id)) => Some(Reason::Ips(id)),
-        _ => None,
+    if let (rpaas_ips::Verdict::Block, Some(id)) = (head.verdict, head.rule) {
+        return Some(Reason::Ips(id));
     }
+    let pl = inst.crs?;
+    let rules = policy.config.node.ips.crs.as_ref()?.rules(pl)?;
+    let req = plan.crs.as_mut()?;
+    req.body = judged.to_vec();
+    let f = crate::crs::judge(rules, req, pl);
+    let blocked = f.blocked.filter(|_| inst.ips.mode == Mode::Block);
+    plan.finding = Some(f);
+    blocked.map(Reason::Crs)
 }

@@ -37,6 +37,14 @@ pub struct Explanation {
     pub ips_matches: Vec<String>,
     pub ips_score: u32,
     pub ips_mode: Option<String>,
+    /// OWASP CRS rules that matched: `id VARIABLE:name: msg` (empty without CRS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crs_matches: Vec<String>,
+    /// CRS's inbound anomaly score, when the instance runs CRS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crs_score: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crs_paranoia: Option<u8>,
     /// What this answer could not take into account (an explain without a running node):
     /// `"bans"`, `"rate limits"`.
     pub unknown: Vec<String>,
@@ -98,6 +106,15 @@ impl Explanation {
                 line("", &format!("matched {m}"));
             }
         }
+        if let (Some(score), Some(pl)) = (self.crs_score, self.crs_paranoia) {
+            line(
+                "crs",
+                &format!("paranoia level {pl}, anomaly score {score}"),
+            );
+            for m in &self.crs_matches {
+                line("", &format!("matched {m}"));
+            }
+        }
         if !self.unknown.is_empty() {
             line(
                 "note",
@@ -108,6 +125,16 @@ impl Explanation {
             );
         }
         s
+    }
+}
+
+/// Adds the `Content-Length` a client sends with `body` when the caller of an explain gave a
+/// body but no length (CRS refuses a POST without one, as it should for a real client).
+pub fn add_body_length(headers: &mut Vec<(String, String)>, body: Option<&[u8]>) {
+    let Some(body) = body else { return };
+    let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+    if !has("content-length") && !has("transfer-encoding") {
+        headers.push(("content-length".into(), body.len().to_string()));
     }
 }
 
@@ -131,6 +158,9 @@ pub fn explain(
             d.step = Step::Ips;
         }
         d.ips = Some(o);
+        if let Some(f) = plan.finding.take() {
+            d.crs = Some(f);
+        }
     }
     let inst = d.instance.and_then(|i| policy.instance(i));
     let target = String::from_utf8_lossy(head.target).into_owned();
@@ -153,6 +183,15 @@ pub fn explain(
             Some(Reason::Rate(b)) => format!("over the {b} rate limit for {}", d.client),
             _ => "rate limits".into(),
         },
+        Step::Ips if matches!(d.reason(), Some(Reason::Crs(_))) => {
+            let (score, threshold, pl) = d
+                .crs
+                .as_ref()
+                .map_or((0, 0, 0), |f| (f.score, f.threshold, f.paranoia));
+            format!(
+                "OWASP CRS at paranoia level {pl}: anomaly score {score} (threshold {threshold})"
+            )
+        }
         Step::Ips => {
             let (score, threshold) = (
                 d.ips.as_ref().map_or(0, |o| o.score),
@@ -222,6 +261,18 @@ pub fn explain(
             }
             .to_string()
         }),
+        crs_matches: d
+            .crs
+            .as_ref()
+            .map(|f| {
+                f.matches
+                    .iter()
+                    .map(|(id, msg, var)| format!("{id} {var}: {msg}"))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        crs_score: d.crs.as_ref().map(|f| f.score),
+        crs_paranoia: d.crs.as_ref().map(|f| f.paranoia),
         unknown: d.unknown.iter().map(|u| u.to_string()).collect(),
     }
 }

@@ -40,6 +40,8 @@ pub struct Head<'a> {
     /// The `Host` header, or the HTTP/2 `:authority` when there is none.
     pub authority: Option<&'a str>,
     pub headers: &'a dyn HeaderList,
+    /// `HTTP/1.0`, `HTTP/1.1`, `HTTP/2.0` (CRS checks differ per version).
+    pub protocol: &'a str,
 }
 
 /// The node's state of bans and rate limits, as the core asks it. `None` means "not known

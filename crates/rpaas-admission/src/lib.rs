@@ -15,13 +15,15 @@
 #![forbid(unsafe_code)]
 
 mod admit;
+mod crs;
 mod explain;
 mod facts;
 mod reason;
 mod snapshot;
 
 pub use admit::{admit, judge_body, BodyPlan, Decision, Step, Verdict};
-pub use explain::{explain, Explanation};
+pub use crs::CrsFinding;
+pub use explain::{add_body_length, explain, Explanation};
 pub use facts::{client_ip, normalize_host, Conn, Gates, Head, HeaderList, Offline};
 pub use reason::Reason;
 pub use snapshot::Policy;

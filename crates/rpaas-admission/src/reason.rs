@@ -26,6 +26,9 @@ pub enum Reason {
     Rate(&'static str),
     /// The IPS blocked it (head or body), attributed to this rule.
     Ips(u32),
+    /// The OWASP CRS blocked it (its anomaly score reached the threshold), attributed to the
+    /// most severe detection rule that matched.
+    Crs(u32),
     /// The listener the connection came in on is gone from the config.
     ListenerGone,
     /// The upstream could not be reached or failed.
@@ -36,7 +39,7 @@ impl Reason {
     /// The stable code: `host:missing`, `host:unknown`, `host:mismatch`, `target:invalid`,
     /// `method:<M>`, `ban`, the policy's codes (`path:invalid`, `deny-list`, `method:<M>`,
     /// `restrict:<name>`, `acl:<class>`, `geoip:<CC>`, `geoip:unknown`), `rate:<bucket>`,
-    /// `ips:<id>`, `listener:gone`, `upstream:error`.
+    /// `ips:<id>`, `crs:<id>`, `listener:gone`, `upstream:error`.
     pub fn code(&self) -> Cow<'static, str> {
         match self {
             Self::HostMissing => "host:missing".into(),
@@ -48,6 +51,7 @@ impl Reason {
             Self::Policy(r) => r.code().into(),
             Self::Rate(b) => format!("rate:{b}").into(),
             Self::Ips(id) => format!("ips:{id}").into(),
+            Self::Crs(id) => format!("crs:{id}").into(),
             Self::ListenerGone => "listener:gone".into(),
             Self::Upstream => "upstream:error".into(),
         }
@@ -63,7 +67,7 @@ impl Reason {
             Self::ListenerGone => 503,
             Self::Upstream => 502,
             Self::Policy(r) => r.status(),
-            Self::Ban | Self::Ips(_) => 403,
+            Self::Ban | Self::Ips(_) | Self::Crs(_) => 403,
         }
     }
 
@@ -72,7 +76,10 @@ impl Reason {
     pub fn is_strike(&self) -> bool {
         matches!(
             self,
-            Self::Ips(_) | Self::Rate(_) | Self::Policy(rpaas_policy::Reason::PathInvalid)
+            Self::Ips(_)
+                | Self::Crs(_)
+                | Self::Rate(_)
+                | Self::Policy(rpaas_policy::Reason::PathInvalid)
         )
     }
 }

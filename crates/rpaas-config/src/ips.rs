@@ -27,6 +27,11 @@ pub struct NodeIps {
     pub body_limit: usize,
     /// Bytes of an error response given to leakage rules.
     pub response_limit: usize,
+    /// `crs`, `paranoia`, `crs_exclusions` as written (the rules are loaded once every
+    /// instance's level is known).
+    pub crs_spec: Option<(PathBuf, u8, bool)>,
+    /// The CRS in force, loaded at every level an instance uses.
+    pub crs: Option<std::sync::Arc<crate::crs::Crs>>,
 }
 
 /// What a banned client gets.
@@ -112,7 +117,48 @@ impl Validator {
                 }
             }
         };
+        let paranoia = match f.paranoia {
+            None => 1,
+            Some(n) if (1..=4).contains(&n) => n as u8,
+            Some(n) => {
+                self.err(
+                    file,
+                    "node.ips.paranoia",
+                    format!("{n} is not a CRS paranoia level 1..=4"),
+                );
+                1
+            }
+        };
+        if f.crs.is_none() && (f.paranoia.is_some() || f.crs_exclusions.is_some()) {
+            self.err(
+                file,
+                if f.paranoia.is_some() {
+                    "node.ips.paranoia"
+                } else {
+                    "node.ips.crs_exclusions"
+                },
+                "only used with node.ips.crs (the CRS rules directory)",
+            );
+        }
+        let crs_spec = f.crs.as_ref().and_then(|p| {
+            let dir = crate::crs::rules_dir(&self.resolve(p));
+            if dir.is_dir() {
+                Some((dir, paranoia, f.crs_exclusions.unwrap_or(true)))
+            } else {
+                self.err(
+                    file,
+                    "node.ips.crs",
+                    format!(
+                        "{} is not a directory (install modsecurity-crs, or name a CRS 3.x rules directory)",
+                        dir.display()
+                    ),
+                );
+                None
+            }
+        });
         NodeIps {
+            crs_spec,
+            crs: None,
             rules,
             rule_files,
             builtin,
@@ -209,6 +255,46 @@ impl Validator {
             ban_action,
             max_tracked,
         }
+    }
+
+    /// `[instance.ips] crs` and `paranoia`: the instance's CRS level, `None` for no CRS.
+    pub(crate) fn instance_crs(
+        &mut self,
+        file: &Path,
+        key: &str,
+        f: &InstanceIpsSpec,
+        node: &NodeIps,
+    ) -> Option<u8> {
+        let Some((_, node_pl, _)) = &node.crs_spec else {
+            if f.crs == Some(true) || f.paranoia.is_some() {
+                self.err(
+                    file,
+                    format!(
+                        "{key}.ips.{}",
+                        if f.crs == Some(true) {
+                            "crs"
+                        } else {
+                            "paranoia"
+                        }
+                    ),
+                    "the node runs no CRS (set [node.ips] crs)",
+                );
+            }
+            return None;
+        };
+        let pl = match f.paranoia {
+            None => *node_pl,
+            Some(n) if (1..=4).contains(&n) => n as u8,
+            Some(n) => {
+                self.err(
+                    file,
+                    format!("{key}.ips.paranoia"),
+                    format!("{n} is not a CRS paranoia level 1..=4"),
+                );
+                *node_pl
+            }
+        };
+        f.crs.unwrap_or(true).then_some(pl)
     }
 
     pub(crate) fn instance_ips(

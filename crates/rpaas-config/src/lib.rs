@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod control;
+pub mod crs;
 mod export;
 mod ips;
 mod policy;
@@ -281,6 +282,8 @@ pub struct Instance {
     pub policy: InstancePolicy,
     /// `[instance.ips]`: mode, threshold, disabled rules, exclusions.
     pub ips: rpaas_ips::Settings,
+    /// The CRS paranoia level this instance runs at; `None`: no CRS.
+    pub crs: Option<u8>,
     /// What this instance's connectors authenticate with.
     pub connector_secret: Option<Secret>,
     pub udp: Vec<UdpRelay>,

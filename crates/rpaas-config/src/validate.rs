@@ -152,6 +152,16 @@ pub fn compile(doc: &Document) -> Result<Config, ConfigErrors> {
             );
         }
     }
+    if let (true, Some((dir, pl, exclusions))) = (v.errors.is_empty(), &node.ips.crs_spec) {
+        let mut levels: Vec<u8> = instances.iter().filter_map(|i| i.crs).collect();
+        levels.push(*pl);
+        levels.sort_unstable();
+        levels.dedup();
+        match crate::crs::load(dir, *pl, &levels, *exclusions) {
+            Ok(c) => node.ips.crs = Some(std::sync::Arc::new(c)),
+            Err(e) => v.err(path, "node.ips.crs", e),
+        }
+    }
     if !v.errors.is_empty() {
         return Err(ConfigErrors(v.errors));
     }
@@ -353,6 +363,8 @@ impl Validator {
             deny: Vec::new(),
             networks: Default::default(),
             ips: crate::ips::NodeIps {
+                crs_spec: None,
+                crs: None,
                 rules: Vec::new(),
                 rule_files: Vec::new(),
                 builtin: true,
@@ -625,6 +637,7 @@ impl Validator {
         };
         let policy = self.instance_policy(file, &key, f, node);
         let ips = self.instance_ips(file, &key, &f.ips, rule_ids);
+        let crs = self.instance_crs(file, &key, &f.ips, &node.ips);
         let (connector_secret, udp, tcp) = self.relays(file, &key, f, node.tunnel.as_ref());
         if self.errors.len() > before {
             return None;
@@ -632,6 +645,7 @@ impl Validator {
         Some(Instance {
             policy,
             ips,
+            crs,
             connector_secret,
             udp,
             tcp,

@@ -381,6 +381,37 @@ A(req("GET", "/automate/?a%01b=1", "control character in an argument name"))
 for v in ["127.0.0.1%26whoami", "x%26%26id", "a%26cat%20/etc/passwd", "1%7Cid"]:
     A(req("GET", "/automate/tools/ping?host=" + v, "command injection after an encoded separator"))
 
+# --- More of the traffic kinds the Automate reference describes (a seed of their own so earlier
+# lines stay put): REST filter expressions of every operator, Control Center SOAP operations
+# that carry a command or script, and technician commands for Windows and Linux agents.
+R3 = random.Random(20261202)
+API_HEADERS = [["authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.eyJ1IjoiMiJ9.c2lnbmF0dXJl"], ["clientid", "3f2c9a7e-1b5d-4e8f-9a2b-7c6d5e4f3a2b"],
+               ["accept", "application/json"], ["user-agent", "python-requests/2.31.0"]]
+for cond in ["ComputerName contains 'x' and LastContact > '2024-01-01'", "Client.Id in (1, 2, 3) and Location.Id not in (7)",
+             "LastContact < '2024-01-01' or LastContact = null", "Status != 'Offline' and OperatingSystemName contains 'Windows 11'",
+             "(Type = 'Server' or Type = 'Workstation') and Client.Name like 'Acme%'", "Client.Name = 'Select Dental'",
+             "Comment like '%drop%'", "Client.Name like 'Union Bank%'", "Id > 100 and Id <= 200", "ComputerName not like '%-old'",
+             "Client.Name = 'Smith & Wesson'", "LastUpdate between '2024-01-01' and '2024-02-01'",
+             "Description like '%backup failed (code 5)%'", "Name like 'DC%' and (OS like '%2016%' or OS like '%2019%')",
+             "Name startswith 'SRV-' and IsMaster = false", "Client.Name = 'Order & Delete Logistics'"]:
+    B(req("GET", "/cwa/api/v1/%s?condition=%s&pageSize=%d" % (R3.choice(["computers", "clients", "tickets", "monitors"]), q(cond), R3.choice([25, 100])),
+          "API search, filter expression", API_HEADERS))
+SCRIPTS = ["Get-Service -Name LTService | Restart-Service -Force", "Restart-Service -Name Spooler -Force",
+           "net stop spooler && net start spooler", "Get-WmiObject Win32_LogicalDisk | Select-Object DeviceID, FreeSpace",
+           "powershell.exe -ExecutionPolicy Bypass -File C:\\Scripts\\cleanup.ps1", "echo %COMPUTERNAME%",
+           "if exist C:\\Temp\\x.log (type C:\\Temp\\x.log) else (echo none)", "ping -n 4 8.8.8.8",
+           "$s = Get-Service | Where-Object {$_.Status -eq 'Stopped'}; $s.Count", "uname -a",
+           "ls -la /usr/local/ltechagent"]
+for s in SCRIPTS:
+    B(req("POST", "/cwa/api/v1/Computers/%d/CommandExecute" % R3.randint(1, 9999), "technician command", API_HEADERS[:2], "application/json",
+          json.dumps({"Command": {"Id": 2}, "Parameters": [s]})))
+for s in SCRIPTS[:8]:
+    op = R3.choice(["SendCommand", "RunScriptNow"])
+    text = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    body = '<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soap:Body><%s xmlns="http://tempuri.org/"><computerId>%d</computerId><command>2</command><parameters>%s</parameters></%s></soap:Body></soap:Envelope>' % (op, R3.randint(1, 9999), text, op)
+    B(req("POST", "/LabTech/ControlCenter.asmx", "Control Center SOAP command", [["user-agent", "Mozilla/4.0 (compatible; MSIE 6.0; MS Web Services Client Protocol 4.0.30319.42000)"], ["soapaction", '"http://tempuri.org/%s"' % op]],
+          "text/xml; charset=utf-8", body))
+
 with open("attacks.jsonl", "w") as f:
     for a in attacks:
         f.write(json.dumps(a) + "\n")

@@ -287,6 +287,15 @@ impl Acme {
             .is_some_and(|n| self.manager.force_renew(&n))
     }
 
+    /// Revokes instance `id`'s pair at the CA and orders a new one now (the wildcard's, for
+    /// an instance under it).
+    pub async fn revoke(&self, id: &str) -> Result<usize, String> {
+        let name = self
+            .subject_name(id)
+            .ok_or_else(|| format!("{id:?} is not an instance id"))?;
+        self.manager.revoke(&name).await.map_err(|e| e.to_string())
+    }
+
     /// The certificate status of instance `id`, if ACME manages it.
     pub fn status(&self, id: &str) -> Option<rpaas_acme::CertStatus> {
         self.manager.status(&self.subject_name(id)?)

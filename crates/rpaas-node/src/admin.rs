@@ -52,6 +52,7 @@ pub fn explain_live(shared: &Shared, q: &ExplainRequest) -> rpaas_admission::Exp
         .iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
         .collect();
+    rpaas_admission::add_body_length(&mut headers, q.body.as_deref().map(str::as_bytes));
     if !q.host.is_empty() && !headers.iter().any(|(k, _)| k == "host") {
         headers.push(("host".into(), q.host.clone()));
     }
@@ -77,6 +78,7 @@ pub fn explain_live(shared: &Shared, q: &ExplainRequest) -> rpaas_admission::Exp
             target: q.target.as_bytes(),
             authority: authority.as_deref(),
             headers: &headers,
+            protocol: "HTTP/1.1",
         },
         &crate::gates::Peek(shared),
         q.body.as_deref().map(str::as_bytes),
@@ -143,6 +145,37 @@ impl ServeHttp for Admin {
                     (202, "application/json", br#"{"renewing":true}"#.to_vec())
                 } else {
                     (404, "application/json", br#"{"errors":[{"field":"-","reason":"no ACME certificate for this instance"}]}"#.to_vec())
+                }
+            }
+            ("POST", p) if p.starts_with("/certs/") && p.ends_with("/revoke") => {
+                let id = &p["/certs/".len()..p.len() - "/revoke".len()];
+                match &self.shared.acme {
+                    None => (
+                        404,
+                        "application/json",
+                        br#"{"errors":[{"field":"-","reason":"no [acme] on this node"}]}"#.to_vec(),
+                    ),
+                    Some(acme) => match acme.revoke(id).await {
+                        Ok(n) => {
+                            tracing::warn!(target: "rpaas::acme", event = "certificate_revoked", instance = %id, revoked = n, "certificates revoked at the CA; replacements ordered");
+                            (
+                                202,
+                                "application/json",
+                                serde_json::to_vec(
+                                    &serde_json::json!({"revoked": n, "renewing": true}),
+                                )
+                                .unwrap_or_default(),
+                            )
+                        }
+                        Err(reason) => (
+                            409,
+                            "application/json",
+                            serde_json::to_vec(
+                                &serde_json::json!({"errors": [{"field": "-", "reason": reason}]}),
+                            )
+                            .unwrap_or_default(),
+                        ),
+                    },
                 }
             }
             ("POST", "/explain") => {

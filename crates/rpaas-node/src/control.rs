@@ -218,6 +218,7 @@ impl NodeHooks for Hooks {
                     target: s.target.as_bytes(),
                     authority: Some(&s.host),
                     headers: &headers,
+                    protocol: "HTTP/1.1",
                 },
                 &rpaas_admission::Offline,
                 None,

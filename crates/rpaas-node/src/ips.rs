@@ -17,6 +17,8 @@ use crate::state::Shared;
 pub struct IpsState {
     /// What the IPS found so far (head, then body).
     pub outcome: Option<Outcome>,
+    /// What CRS found (head, then head and body).
+    pub crs: Option<rpaas_admission::CrsFinding>,
     body: Option<HeldBody>,
     response: Option<Held>,
 }
@@ -39,6 +41,7 @@ impl IpsState {
     pub fn new(outcome: Option<Outcome>, plan: Option<BodyPlan>) -> Self {
         Self {
             outcome,
+            crs: None,
             body: plan.map(|plan| HeldBody {
                 plan,
                 buf: BytesMut::new(),
@@ -64,6 +67,49 @@ impl IpsState {
 
     pub fn score(&self) -> u32 {
         self.outcome.as_ref().map_or(0, |o| o.score)
+    }
+
+    /// CRS rule ids that matched, for the log line.
+    pub fn crs_rule_ids(&self) -> String {
+        self.crs
+            .as_ref()
+            .map(|f| {
+                f.matches
+                    .iter()
+                    .map(|(id, _, _)| id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn crs_score(&self) -> i64 {
+        self.crs.as_ref().map_or(0, |f| f.score)
+    }
+}
+
+/// Counts CRS matches by rule and action, like [`record`] (rule ids come from the loaded CRS,
+/// a bounded set; `crs` is the rule label's prefix so they never mix with the shipped ids).
+/// Matches already in `counted` (the head's, when the body is judged) are not counted again.
+pub fn record_crs(
+    shared: &Shared,
+    inst: &InstanceRt,
+    f: &rpaas_admission::CrsFinding,
+    counted: Option<&rpaas_admission::CrsFinding>,
+) {
+    let action = match (f.blocked, inst.cfg.ips.mode) {
+        (Some(_), Mode::Block) => "block",
+        (Some(_), _) => "detect",
+        (None, _) => "log",
+    };
+    for (id, _, _) in &f.matches {
+        if counted.is_some_and(|c| c.matches.iter().any(|(h, _, _)| h == id)) {
+            continue;
+        }
+        crate::metrics::inc(
+            &shared.metrics.ips_matches,
+            &[inst.cfg.id.as_str(), &format!("crs:{id}"), action],
+        );
     }
 }
 
@@ -112,6 +158,10 @@ pub fn body_chunk(
     let refused = judge_body(&snap.policy, instance, &mut held.plan, &mut all, &buf);
     if let Some(inst) = snap.instances.get(instance) {
         record(shared, inst, &all);
+        if let Some(f) = held.plan.finding.take() {
+            record_crs(shared, inst, &f, state.crs.as_ref());
+            state.crs = Some(f);
+        }
     }
     state.outcome = Some(all);
     if refused.is_none() {

@@ -196,6 +196,16 @@ async fn boot(config: Config, revision: i64, source: Source) -> Result<(), Start
     let relay_sockets = relays.prepare(&config)?;
     let snap = Snapshot::build(config, 1, None)?;
     let node_cfg = &snap.config().node;
+    if let Some(crs) = &node_cfg.ips.crs {
+        for (pl, report) in crs.reports() {
+            let not_run: Vec<String> = report
+                .unsupported
+                .iter()
+                .map(|u| format!("{} ({})", u.rule_id, u.reason))
+                .collect();
+            tracing::info!(target: "rpaas::ips", event = "crs_loaded", dir = %crs.dir.display(), paranoia = pl, not_run = %not_run.join("; "), response_phase_not_run = report.response_phase.len(), "OWASP CRS loaded");
+        }
+    }
 
     let mut listeners = Vec::new();
     for (i, l) in snap.config().listeners.iter().enumerate() {

@@ -193,6 +193,11 @@ impl ProxyHttp for Proxy {
                     target: req.raw_path(),
                     authority,
                     headers: &headers,
+                    protocol: match req.version {
+                        http::Version::HTTP_10 => "HTTP/1.0",
+                        http::Version::HTTP_2 => "HTTP/2.0",
+                        _ => "HTTP/1.1",
+                    },
                 },
                 &crate::gates::Live(&self.shared),
                 Instant::now(),
@@ -215,6 +220,9 @@ impl ProxyHttp for Proxy {
         if let (Some(inst), Some(o)) = (&ctx.instance, &d.ips) {
             crate::ips::record(&self.shared, inst, o);
         }
+        if let (Some(inst), Some(f)) = (&ctx.instance, &d.crs) {
+            crate::ips::record_crs(&self.shared, inst, f, None);
+        }
         if let (Some(Reason::Rate(bucket)), Some(inst)) = (d.reason(), &ctx.instance) {
             crate::metrics::inc(
                 &self.shared.metrics.rate_limited,
@@ -228,10 +236,12 @@ impl ProxyHttp for Proxy {
             Verdict::Forward => {
                 ctx.set_cookie = d.set_cookie;
                 ctx.ips = IpsState::new(d.ips, d.body);
+                ctx.ips.crs = d.crs;
                 Ok(false)
             }
             Verdict::Refuse(r) => {
                 ctx.ips = IpsState::new(d.ips, None);
+                ctx.ips.crs = d.crs;
                 self.refuse(session, ctx, r).await
             }
             Verdict::Close(r) => {
@@ -515,6 +525,8 @@ impl ProxyHttp for Proxy {
                 .str("reason", reason.as_deref().unwrap_or(""))
                 .str("ips_rules", &ctx.ips.rule_ids())
                 .num("ips_score", ctx.ips.score())
+                .str("crs_rules", &ctx.ips.crs_rule_ids())
+                .num("crs_score", ctx.ips.crs_score())
                 .str("error", &error)
                 .num("generation", ctx.snap.generation);
             line.send();

@@ -233,6 +233,12 @@ pub struct InstanceIpsSpec {
     pub disable: Vec<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<ExclusionSpec>,
+    /// Run the node's CRS on this instance (default true when `[node.ips] crs` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crs: Option<bool>,
+    /// CRS paranoia level 1..=4 (default `[node.ips] paranoia`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paranoia: Option<i64>,
 }
 
 impl InstanceIpsSpec {

@@ -90,6 +90,16 @@ pub struct NodeIpsSpec {
     /// Bytes of an error response inspected for leakage (default 65536).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_limit: Option<i64>,
+    /// The OWASP Core Rule Set to run beside the shipped rules: an installed CRS 3.x (e.g.
+    /// `/usr/share/modsecurity-crs`) or its `rules` directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crs: Option<String>,
+    /// CRS paranoia level 1..=4 for instances that name none (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paranoia: Option<i64>,
+    /// Load rpaas's Automate exclusion set with CRS (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crs_exclusions: Option<bool>,
 }
 
 impl NodeIpsSpec {

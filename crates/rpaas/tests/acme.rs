@@ -15,13 +15,6 @@ use common::*;
 use serde_json::json;
 use test_support::api::Api;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// pebble validating on `tls_port` (TLS-ALPN-01) and `http_port` (HTTP-01), and its root
 /// written to a file.
 fn pebble(fx: &Fixture, tls_port: u16, http_port: u16) -> (support::Pebble, std::path::PathBuf) {
@@ -213,14 +206,9 @@ upstream = "http://{up}"
 
 /// The serial of the certificate `host` is served with, verified against `root`.
 fn served_serial(node: &Node, host: &str, root: &std::path::Path) -> Option<String> {
-    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).ok()?;
-    b.set_ca_file(root).ok()?;
-    let c = b.build();
-    let tcp = std::net::TcpStream::connect(node.listeners[0]).ok()?;
-    let s = c.connect(host, tcp).ok()?;
-    let cert = s.ssl().peer_certificate()?;
-    let serial = cert.serial_number().to_bn().ok()?.to_hex_str().ok()?;
-    Some(serial.to_string())
+    served_leaf(node.listeners[0], host, root)
+        .ok()
+        .map(|(s, _)| s)
 }
 
 #[test]
@@ -308,4 +296,94 @@ upstream = "http://{up}"
         0,
         "requests failed during the swap"
     );
+}
+
+/// pebble's own record of a certificate (its management API): `"Valid"` or `"Revoked"`.
+fn pebble_status(pebble: &support::Pebble, serial_hex: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "--max-time", "10", "--cacert"])
+        .arg(&pebble.https_ca)
+        .arg(format!(
+            "https://{}/cert-status-by-serial/{}",
+            pebble.management,
+            serial_hex.to_ascii_lowercase()
+        ))
+        .output()
+        .expect("curl");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["Status"].as_str().unwrap_or("").to_string()
+}
+
+#[test]
+fn a_revoked_certificate_is_replaced() {
+    let up = Upstream::start();
+    let fx = Fixture::new();
+    let port = free_port();
+    let (pebble, root) = pebble(&fx, port, free_port());
+    let cfg = format!(
+        r#"
+[node]
+admin = "127.0.0.1:0"
+data_dir = {data:?}
+
+[[listener]]
+address = "127.0.0.1:{port}"
+
+[acme]
+directory = "{dir}"
+ca = {ca:?}
+
+[[instance]]
+id = "leaked"
+hostnames = ["leaked.acme.test"]
+cert = "acme"
+upstream = "http://{up}"
+"#,
+        data = fx.path().join("data"),
+        dir = pebble.directory,
+        ca = pebble.https_ca,
+        up = up.addr,
+    );
+    let node = Node::start(bin(), fx.path(), &cfg);
+    let host = "leaked.acme.test";
+    wait_trusted(&node, host, &root, Duration::from_secs(90));
+    let first = served_serial(&node, host, &root).expect("a served certificate");
+    assert_eq!(pebble_status(&pebble, &first), "Valid");
+
+    let out = std::process::Command::new(bin())
+        .args(["cert", "revoke", "--admin"])
+        .arg(node.admin.expect("admin").to_string())
+        .arg("leaked")
+        .output()
+        .expect("rpaas cert revoke");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"revoked\":2"),
+        "{out:?}"
+    );
+    assert_eq!(
+        pebble_status(&pebble, &first),
+        "Revoked",
+        "revoked at the CA"
+    );
+    let t = Instant::now();
+    loop {
+        match served_serial(&node, host, &root) {
+            Some(s) if s != first => {
+                assert_eq!(pebble_status(&pebble, &s), "Valid");
+                break;
+            }
+            _ => {}
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "never replaced");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // An unknown instance is refused with the reason.
+    let out = std::process::Command::new(bin())
+        .args(["cert", "revoke", "--admin"])
+        .arg(node.admin.expect("admin").to_string())
+        .arg("nosuch")
+        .output()
+        .expect("rpaas cert revoke");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
 }

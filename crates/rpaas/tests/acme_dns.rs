@@ -16,48 +16,8 @@ use common::*;
 use serde_json::json;
 use test_support::api::Api;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// The served leaf for `host`, verified against `root`: (serial, DNS names).
-fn served(node: &Node, host: &str, root: &Path) -> Result<(String, Vec<String>), String> {
-    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
-        .map_err(|e| e.to_string())?;
-    b.set_ca_file(root).map_err(|e| e.to_string())?;
-    let tcp = std::net::TcpStream::connect(node.listeners[0]).map_err(|e| e.to_string())?;
-    let s = b.build().connect(host, tcp).map_err(|e| e.to_string())?;
-    let cert = s.ssl().peer_certificate().ok_or("no certificate")?;
-    let serial = cert
-        .serial_number()
-        .to_bn()
-        .and_then(|b| b.to_hex_str().map(|s| s.to_string()))
-        .map_err(|e| e.to_string())?;
-    let names = cert
-        .subject_alt_names()
-        .map(|l| {
-            l.iter()
-                .filter_map(|n| n.dnsname().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok((serial, names))
-}
-
 fn wait_served(node: &Node, host: &str, root: &Path) -> (String, Vec<String>) {
-    let t = Instant::now();
-    loop {
-        match served(node, host, root) {
-            Ok(v) => return v,
-            Err(e) if t.elapsed() > Duration::from_secs(90) => {
-                panic!("{host} never served a certificate from the CA: {e}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(250)),
-        }
-    }
+    wait_served_leaf(node.listeners[0], host, root)
 }
 
 fn start(fx: &Fixture, pebble: &support::Pebble, acme_extra: &str, up: &Upstream) -> Node {

@@ -16,13 +16,6 @@ use serde_json::json;
 use test_support::api::Api;
 use test_support::postgres::Postgres;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 fn config(fx: &Fixture, name: &str, db: &str, port: u16, pebble: &support::Pebble) -> PathBuf {
     let dir = fx.path().join(name);
     std::fs::create_dir_all(&dir).expect("node dir");
@@ -55,30 +48,8 @@ ca = {ca:?}
     p
 }
 
-fn serial(node: &Node, host: &str, root: &Path) -> Result<String, String> {
-    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
-        .map_err(|e| e.to_string())?;
-    b.set_ca_file(root).map_err(|e| e.to_string())?;
-    let tcp = std::net::TcpStream::connect(node.listeners[0]).map_err(|e| e.to_string())?;
-    let s = b.build().connect(host, tcp).map_err(|e| e.to_string())?;
-    let cert = s.ssl().peer_certificate().ok_or("no certificate")?;
-    cert.serial_number()
-        .to_bn()
-        .and_then(|b| b.to_hex_str().map(|s| s.to_string()))
-        .map_err(|e| e.to_string())
-}
-
 fn wait_serial(node: &Node, host: &str, root: &Path) -> String {
-    let t = Instant::now();
-    loop {
-        match serial(node, host, root) {
-            Ok(s) => return s,
-            Err(e) if t.elapsed() > Duration::from_secs(90) => {
-                panic!("{host} never served a certificate from the CA: {e}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(250)),
-        }
-    }
+    wait_served_leaf(node.listeners[0], host, root).0
 }
 
 #[test]

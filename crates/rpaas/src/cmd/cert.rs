@@ -15,6 +15,15 @@ pub enum CertCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Revoke an instance's certificates at the CA (a key that may have leaked) and order new
+    /// ones now; the revoked pair is served until the new one is issued.
+    Revoke {
+        /// The node's admin address (`[node] admin`).
+        #[arg(long)]
+        admin: SocketAddr,
+        /// The instance id.
+        instance: String,
+    },
     /// Order a new certificate for an instance now (it is swapped in when issued).
     Renew {
         /// The node's admin address (`[node] admin`).
@@ -25,10 +34,13 @@ pub enum CertCommand {
     },
 }
 
-fn renew(admin: SocketAddr, instance: &str) -> ExitCode {
-    match super::admin_request(admin, "POST", &format!("/certs/{instance}/renew"), "") {
-        Ok((202, _)) => {
-            println!("renewing {instance}");
+fn renew(admin: SocketAddr, instance: &str, action: &str) -> ExitCode {
+    match super::admin_request(admin, "POST", &format!("/certs/{instance}/{action}"), "") {
+        Ok((202, body)) => {
+            match action {
+                "revoke" => println!("revoked {instance} ({body}); renewing"),
+                _ => println!("renewing {instance}"),
+            }
             ExitCode::SUCCESS
         }
         Ok((_, body)) => {
@@ -54,7 +66,8 @@ fn fetch(admin: SocketAddr) -> Result<serde_json::Value, String> {
 pub fn run(c: CertCommand) -> ExitCode {
     let (admin, json) = match c {
         CertCommand::Status { admin, json } => (admin, json),
-        CertCommand::Renew { admin, instance } => return renew(admin, &instance),
+        CertCommand::Renew { admin, instance } => return renew(admin, &instance, "renew"),
+        CertCommand::Revoke { admin, instance } => return renew(admin, &instance, "revoke"),
     };
     let v = match fetch(admin) {
         Ok(v) => v,

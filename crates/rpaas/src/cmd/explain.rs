@@ -117,6 +117,7 @@ pub fn run(a: ExplainArgs) -> ExitCode {
     if !headers.iter().any(|(k, _)| k == "host") {
         headers.push(("host".into(), a.host.clone()));
     }
+    rpaas_admission::add_body_length(&mut headers, a.data.as_deref().map(str::as_bytes));
     let sni = match &a.sni {
         Some(s) if s.is_empty() => None,
         Some(s) => Some(s.to_ascii_lowercase()),
@@ -138,6 +139,7 @@ pub fn run(a: ExplainArgs) -> ExitCode {
             target: a.target.as_bytes(),
             authority: authority.as_deref(),
             headers: &headers,
+            protocol: "HTTP/1.1",
         },
         &rpaas_admission::Offline,
         a.data.as_deref().map(str::as_bytes),

@@ -119,3 +119,55 @@ pub fn cli_key(config: &Path, args: &[&str]) -> String {
 pub fn operator_key(config: &Path) -> String {
     cli_key(config, &["--name", "ops", "--scope", "operator"])
 }
+
+/// A port free on 127.0.0.1 now (for servers that must be told their port in advance, such as
+/// pebble's validation ports).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The leaf `addr` serves for `host`, verified against the PEM roots in `root`: its serial
+/// (hex) and DNS names.
+pub fn served_leaf(
+    addr: SocketAddr,
+    host: &str,
+    root: &Path,
+) -> Result<(String, Vec<String>), String> {
+    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
+        .map_err(|e| e.to_string())?;
+    b.set_ca_file(root).map_err(|e| e.to_string())?;
+    let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    let s = b.build().connect(host, tcp).map_err(|e| e.to_string())?;
+    let cert = s.ssl().peer_certificate().ok_or("no certificate")?;
+    let serial = cert
+        .serial_number()
+        .to_bn()
+        .and_then(|b| b.to_hex_str().map(|s| s.to_string()))
+        .map_err(|e| e.to_string())?;
+    let names = cert
+        .subject_alt_names()
+        .map(|l| {
+            l.iter()
+                .filter_map(|n| n.dnsname().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((serial, names))
+}
+
+/// Waits (up to 90 s) until `addr` serves `host` a leaf that verifies against `root`.
+pub fn wait_served_leaf(addr: SocketAddr, host: &str, root: &Path) -> (String, Vec<String>) {
+    let t = std::time::Instant::now();
+    loop {
+        match served_leaf(addr, host, root) {
+            Ok(v) => return v,
+            Err(e) if t.elapsed() > std::time::Duration::from_secs(90) => {
+                panic!("{host} never served a certificate from the CA: {e}")
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(250)),
+        }
+    }
+}
