@@ -211,14 +211,16 @@ fn served_serial(node: &Node, host: &str, root: &std::path::Path) -> Option<Stri
         .map(|(s, _)| s)
 }
 
-#[test]
-fn a_forced_renewal_is_swapped_in_under_load_with_no_failed_request() {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
-    let up = Upstream::start();
-    let fx = Fixture::new();
+/// A node with one `cert = "acme"` instance (`id`, `host`) validated by TLS-ALPN-01 on its
+/// listener, the pebble it orders from, and pebble's root written to a file.
+fn tls_alpn_node(
+    fx: &Fixture,
+    up: &Upstream,
+    id: &str,
+    host: &str,
+) -> (support::Pebble, std::path::PathBuf, Node) {
     let port = free_port();
-    let (pebble, root) = pebble(&fx, port, free_port());
+    let (pebble, root) = pebble(fx, port, free_port());
     let cfg = format!(
         r#"
 [node]
@@ -233,8 +235,8 @@ directory = "{dir}"
 ca = {ca:?}
 
 [[instance]]
-id = "renewme"
-hostnames = ["renew.acme.test"]
+id = "{id}"
+hostnames = ["{host}"]
 cert = "acme"
 upstream = "http://{up}"
 "#,
@@ -244,6 +246,16 @@ upstream = "http://{up}"
         up = up.addr,
     );
     let node = Node::start(bin(), fx.path(), &cfg);
+    (pebble, root, node)
+}
+
+#[test]
+fn a_forced_renewal_is_swapped_in_under_load_with_no_failed_request() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let up = Upstream::start();
+    let fx = Fixture::new();
+    let (_pebble, root, node) = tls_alpn_node(&fx, &up, "renewme", "renew.acme.test");
     let host = "renew.acme.test";
     wait_trusted(&node, host, &root, Duration::from_secs(90));
     let first = served_serial(&node, host, &root).expect("a served certificate");
@@ -318,33 +330,7 @@ fn pebble_status(pebble: &support::Pebble, serial_hex: &str) -> String {
 fn a_revoked_certificate_is_replaced() {
     let up = Upstream::start();
     let fx = Fixture::new();
-    let port = free_port();
-    let (pebble, root) = pebble(&fx, port, free_port());
-    let cfg = format!(
-        r#"
-[node]
-admin = "127.0.0.1:0"
-data_dir = {data:?}
-
-[[listener]]
-address = "127.0.0.1:{port}"
-
-[acme]
-directory = "{dir}"
-ca = {ca:?}
-
-[[instance]]
-id = "leaked"
-hostnames = ["leaked.acme.test"]
-cert = "acme"
-upstream = "http://{up}"
-"#,
-        data = fx.path().join("data"),
-        dir = pebble.directory,
-        ca = pebble.https_ca,
-        up = up.addr,
-    );
-    let node = Node::start(bin(), fx.path(), &cfg);
+    let (pebble, root, node) = tls_alpn_node(&fx, &up, "leaked", "leaked.acme.test");
     let host = "leaked.acme.test";
     wait_trusted(&node, host, &root, Duration::from_secs(90));
     let first = served_serial(&node, host, &root).expect("a served certificate");
