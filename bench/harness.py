@@ -332,8 +332,8 @@ def main():
         # A small stand-in database so the GeoIP code paths still run.
         sys.exit("data/country.mmdb is missing: run scripts/fetch-geoip.sh")
     up_port, up_tls = free_port(), free_port()
-    ports = {"rpaas": free_port(), "rpaas_crs": free_port(), "nginx": free_port(), "nginx_crs": free_port(),
-             "direct": up_tls}
+    ports = {"rpaas": free_port(), "rpaas_crs": free_port(), "bare_pingora": free_port(), "nginx": free_port(),
+             "nginx_crs": free_port(), "direct": up_tls}
     open(f"{tmp}/upstream.conf", "w").write(upstream_conf(tmp, doc, up_port, up_tls))
     open(f"{tmp}/nginx.conf", "w").write(nginx_proxy_conf(tmp, ports["nginx"], up_port, False, geo))
     open(f"{tmp}/nginx_crs.conf", "w").write(nginx_proxy_conf(tmp, ports["nginx_crs"], up_port, True, geo))
@@ -349,12 +349,16 @@ def main():
         "rpaas_crs": Proc("rpaas_crs", [os.path.join(ROOT, "target/release/rpaas"), "serve", "--config",
                                         f"{tmp}/rpaas_crs.toml"]),
     }
+    # The framework's own cost: Pingora's TLS listener and proxy with nothing of rpaas's.
+    procs["bare_pingora"] = Proc("bare_pingora", [os.path.join(ROOT, "target/release/rpaas-bare-proxy"), "--listen",
+                                                  f"127.0.0.1:{ports['bare_pingora']}", "--cert", f"{tmp}/cert.pem",
+                                                  "--key", f"{tmp}/key.pem", "--upstream", f"127.0.0.1:{up_port}"])
     procs["direct"] = procs["upstream"]
     try:
         for name, port in ports.items():
             wait_port(port)
         wait_port(up_port)
-        contenders = ["rpaas", "rpaas_crs", "nginx", "nginx_crs", "direct"]
+        contenders = ["rpaas", "rpaas_crs", "bare_pingora", "nginx", "nginx_crs", "direct"]
         if os.environ.get("BENCH_ONLY") == "idle":
             for c in ["rpaas", "nginx"]:
                 print(f"idle {c:10} {idle_rss(procs[c], ports[c], IDLE_N, HOST_A)}", flush=True)
@@ -425,8 +429,8 @@ def report(results, h2, idle):
             lines.append(f"| {sname} | {c} | {m['rps']:.0f} | {m['p50_ms']} | {m['p99_ms']} | {m['cpu_s_per_10k']} | "
                          f"{(m['rss_kib'] or 0) / 1024:.1f} | {m['non2xx']} |")
     lines += ["", "Ratios (req/s; CPU per request, lower is better):", "",
-              "| scenario | rpaas/nginx | rpaas/nginx+CRS | rpaas/direct | CPU rpaas/nginx | CPU rpaas/nginx+CRS | CPU rpaas+CRS/nginx+CRS |",
-              "|---|---|---|---|---|---|---|"]
+              "| scenario | rpaas/nginx | rpaas/nginx+CRS | rpaas/direct | CPU rpaas/nginx | CPU rpaas/nginx+CRS | CPU rpaas+CRS/nginx+CRS | CPU bare Pingora/nginx |",
+              "|---|---|---|---|---|---|---|---|"]
     for sname, per in summary.items():
         r = per.get("rpaas", {})
         def ratio(a, b, k):
@@ -434,7 +438,8 @@ def report(results, h2, idle):
         lines.append(f"| {sname} | {ratio(r, per.get('nginx', {}), 'rps')} | {ratio(r, per.get('nginx_crs', {}), 'rps')} | "
                      f"{ratio(r, per.get('direct', {}), 'rps')} | {ratio(r, per.get('nginx', {}), 'cpu_s_per_10k')} | "
                      f"{ratio(r, per.get('nginx_crs', {}), 'cpu_s_per_10k')} | "
-                     f"{ratio(per.get('rpaas_crs', {}), per.get('nginx_crs', {}), 'cpu_s_per_10k')} |")
+                     f"{ratio(per.get('rpaas_crs', {}), per.get('nginx_crs', {}), 'cpu_s_per_10k')} | "
+                     f"{ratio(per.get('bare_pingora', {}), per.get('nginx', {}), 'cpu_s_per_10k')} |")
     lines += ["", "HTTP/2 (h2load -c16 -m10):", "", "| contender | req/s | 2xx of requests |", "|---|---|---|"]
     for c, v in h2.items():
         lines.append(f"| {c} | {v['rps']:.0f} | {v.get('status_2xx', 0)} / {v['requests']} |")

@@ -16,5 +16,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 [ -s data/country.mmdb ] || scripts/fetch-geoip.sh || true
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
-cargo build --release -q -p rpaas
+cargo build --release -q -p rpaas -p rpaas-bare-proxy
 exec python3 bench/harness.py "$@"

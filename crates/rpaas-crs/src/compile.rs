@@ -74,10 +74,18 @@ pub(crate) struct Link {
     pub operator: Operator,
     pub chain_id: u16,
     pub transforms: Vec<Transform>,
+    /// [`crate::transform::chain_triggers`] of `transforms`.
+    pub triggers: Option<crate::bytes::ByteSet>,
     pub multi_match: bool,
     pub capture: bool,
-    /// Prefilter slot: the operator can match only values in which the slot's literals occur.
+    /// Prefilter slot: the operator can match only values in which the slot's literals occur
+    /// (or one of the bytes of `short`).
     pub prefilter: Option<u32>,
+    /// The one-byte literals of the prefilter, in both cases; they are tested as bytes, not
+    /// scanned for.
+    pub short: crate::bytes::ByteSet,
+    /// The operator can match only values that hold one of these bytes.
+    pub needs: Option<crate::bytes::ByteSet>,
     pub setvars: Vec<CSetVar>,
     pub ctls: Vec<CCtl>,
 }
@@ -94,8 +102,9 @@ pub(crate) struct Rule {
     /// Index in the phase's rule list to continue at.
     pub skip_after: Option<usize>,
     pub skip: u32,
-    /// `(group, slot)`: the rule cannot match unless the slot was hit in the group's values.
-    pub gate: Option<(u32, u32)>,
+    /// The rule cannot match unless its first link's prefilter passes on one of the group's
+    /// values.
+    pub gate: Option<prefilter::Gate>,
     /// What the rule does on every request, when that is known at load time.
     pub fixed: Option<Fixed>,
 }
@@ -146,7 +155,11 @@ impl RuleSet {
         self.phases
             .iter()
             .flatten()
-            .filter(|r| r.links.iter().any(|l| l.prefilter.is_some()))
+            .filter(|r| {
+                r.links
+                    .iter()
+                    .any(|l| l.prefilter.is_some() || !l.short.is_empty())
+            })
             .count()
     }
 
@@ -329,9 +342,12 @@ fn build_rule(
             },
             chain_id: 0,
             transforms: Vec::new(),
+            triggers: None,
             multi_match: false,
             capture: false,
             prefilter: None,
+            short: crate::bytes::ByteSet::EMPTY,
+            needs: None,
             setvars: Vec::new(),
             ctls: Vec::new(),
         };
@@ -395,6 +411,7 @@ fn build_rule(
                 | Action::Meta { .. } => {}
             }
         }
+        link.triggers = crate::transform::chain_triggers(&link.transforms);
         let next = u16::try_from(chains.len()).unwrap_or(u16::MAX);
         link.chain_id = *chains.entry(link.transforms.clone()).or_insert(next);
         rule.links.push(link);

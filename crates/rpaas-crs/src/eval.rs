@@ -181,7 +181,7 @@ fn run_rule<'s>(
         }
     }
     state.matched_vars = Cow::Borrowed(&[]);
-    if !cache.gate_open(rule.gate, data) {
+    if !cache.gate_open(rule.gate.as_ref(), data) {
         return Flow::Next;
     }
     let mut last_hit = None;

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod automate;
+mod bytes;
 mod compile;
 mod eval;
 pub mod macros;

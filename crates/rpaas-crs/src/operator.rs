@@ -9,6 +9,7 @@ use std::path::Path;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
+use crate::bytes::ByteSet;
 use crate::macros::{Expandable, Resolve};
 use crate::parse::OperatorDef;
 pub use pcre::{Captures, Pattern};
@@ -197,6 +198,32 @@ impl Operator {
             _ => return None,
         };
         literals::minimal(set)
+    }
+
+    /// Bytes of which every value this operator matches holds at least one; `None` when no
+    /// such set is known. A value with none of them cannot match, so the operator need not run.
+    pub(crate) fn required_bytes(&self) -> Option<ByteSet> {
+        if self.negated {
+            return None;
+        }
+        let set = match &self.kind {
+            Kind::Rx(Pattern::Fast(re)) => literals::required_bytes(re.as_str())?,
+            Kind::ValidateByteRange(allowed) => {
+                let mut ok = ByteSet::EMPTY;
+                for b in (0..=255u8).filter(|&b| allowed[usize::from(b)]) {
+                    ok.insert(b);
+                }
+                ok.complement()
+            }
+            Kind::ValidateUrlEncoding => ByteSet::from_bytes(b"%"),
+            Kind::ValidateUtf8Encoding => ByteSet::range(0x80, 0xff),
+            // libinjection's XSS test reports a tag, a doctype or a comment (each needs a `<`
+            // in the data state), or a value after a dangerous attribute name (needs a `=`);
+            // `libinjection_xss_needs_lt_or_eq` checks it on generated inputs.
+            Kind::DetectXss => ByteSet::from_bytes(b"<="),
+            _ => return None,
+        };
+        (set != ByteSet::FULL).then_some(set)
     }
 
     /// The macros the argument expands each time the operator runs.

@@ -6,6 +6,8 @@ use std::borrow::Cow;
 
 use sha1::{Digest, Sha1};
 
+use crate::bytes::ByteSet;
+
 mod decode;
 
 use decode::{
@@ -155,6 +157,112 @@ impl Transform {
             Some(out)
         }
     }
+}
+
+const UPPER: ByteSet = ByteSet::range(b'A', b'Z');
+/// C `isspace` and the non-breaking space.
+const SPACES: ByteSet = ByteSet::from_bytes(b" \t\n\x0b\x0c\r\xa0");
+const CMD_LINE: ByteSet = ByteSet::from_bytes(b"\"'\\^,; \t\r\n").union(UPPER);
+const COMMENTS: ByteSet = ByteSet::from_bytes(b"*-#");
+const URL: ByteSet = ByteSet::from_bytes(b"%+");
+const AMP: ByteSet = ByteSet::from_bytes(b"&");
+const BACKSLASH: ByteSet = ByteSet::from_bytes(b"\\");
+const NUL: ByteSet = ByteSet::from_bytes(b"\0");
+const STAR: ByteSet = ByteSet::from_bytes(b"*");
+const PATH: ByteSet = ByteSet::from_bytes(b"./");
+const PATH_WIN: ByteSet = ByteSet::from_bytes(b"./\\");
+const HIGH: ByteSet = ByteSet::range(0x80, 0xff);
+const HEX_X: ByteSet = ByteSet::from_bytes(b"xX");
+
+impl Transform {
+    /// Bytes without which the function certainly returns a non-empty input; `FULL` for
+    /// functions that (almost) always change it.
+    fn triggers(self) -> ByteSet {
+        use Transform as T;
+        match self {
+            T::Lowercase => UPPER,
+            T::UrlDecode | T::UrlDecodeUni => URL,
+            T::HtmlEntityDecode => AMP,
+            T::JsDecode | T::CssDecode | T::EscapeSeqDecode => BACKSLASH,
+            T::CmdLine => CMD_LINE,
+            T::CompressWhitespace | T::RemoveWhitespace | T::Trim | T::TrimLeft | T::TrimRight => {
+                SPACES
+            }
+            T::RemoveNulls | T::ReplaceNulls => NUL,
+            // `/*` needs a `*`.
+            T::ReplaceComments => STAR,
+            // `/*`, `*/` need a `*`; `<!--`, `-->`, `--` a `-`.
+            T::RemoveComments | T::RemoveCommentsChar => COMMENTS,
+            T::NormalizePath => PATH,
+            T::NormalizePathWin => PATH_WIN,
+            T::Utf8ToUnicode => HIGH,
+            // `0x`, in either case.
+            T::SqlHexDecode => HEX_X,
+            T::Base64Decode | T::Base64DecodeExt | T::HexDecode | T::Length | T::Sha1 => {
+                ByteSet::FULL
+            }
+            T::HexEncode => ByteSet::FULL,
+        }
+    }
+
+    /// True only when [`Transform::apply`] would return `None` for `input`, whose bytes are
+    /// `bytes`; decided from the bytes alone where it can be, else by a check that does not
+    /// copy. `false` says nothing.
+    pub(crate) fn keeps(self, input: &[u8], bytes: &ByteSet) -> bool {
+        use Transform as T;
+        if matches!(self, T::Length | T::Sha1) {
+            // They change even an empty input.
+            return false;
+        }
+        if !bytes.intersects(&self.triggers()) {
+            return true;
+        }
+        match self {
+            T::CmdLine => cmd_line_keeps(input),
+            T::CompressWhitespace => compress_whitespace_keeps(input),
+            T::NormalizePath => normalize_path_keeps(input, false),
+            T::NormalizePathWin => normalize_path_keeps(input, true),
+            T::Trim => trim_keeps(input, true, true),
+            T::TrimLeft => trim_keeps(input, true, false),
+            T::TrimRight => trim_keeps(input, false, true),
+            _ => false,
+        }
+    }
+}
+
+/// Bytes without which the whole chain certainly returns its input; `None` when it may change
+/// any input (`t:length`, `t:sha1`).
+pub(crate) fn chain_triggers(chain: &[Transform]) -> Option<ByteSet> {
+    chain.iter().try_fold(ByteSet::EMPTY, |acc, t| {
+        (!matches!(t, Transform::Length | Transform::Sha1)).then(|| acc.union(t.triggers()))
+    })
+}
+
+/// [`apply_chain`] for an input whose bytes are known: the output and its bytes. Functions
+/// that [`Transform::keeps`] the value are not called.
+pub(crate) fn apply_chain_known<'a>(
+    chain: &[Transform],
+    input: &'a [u8],
+    bytes: ByteSet,
+) -> (Cow<'a, [u8]>, ByteSet) {
+    let mut value = Cow::Borrowed(input);
+    let mut bytes = bytes;
+    for t in chain {
+        if t.keeps(&value, &bytes) {
+            continue;
+        }
+        if let Some(v) = t.apply(&value) {
+            bytes = ByteSet::of(&v);
+            value = Cow::Owned(v);
+        }
+    }
+    (value, bytes)
+}
+
+/// True when [`trim`] returns `None`.
+fn trim_keeps(input: &[u8], left: bool, right: bool) -> bool {
+    !(left && input.first().is_some_and(|&c| is_space(c))
+        || right && input.last().is_some_and(|&c| is_space(c)))
 }
 
 /// Applies a chain, returning the final value (borrowed when nothing changed).

@@ -294,8 +294,10 @@ pub fn profile_builder(
             | SslOptions::NO_COMPRESSION
             | SslOptions::NO_SSLV3,
     );
-    // Session tickets would let one instance's client resume on another's certificate check;
-    // keep resumption off until tickets are keyed per instance.
+    // No resumption yet: OpenSSL creates a connection's session before the SNI callback picks
+    // the instance, so a session (ticket or cache entry) carries the listener's session id
+    // context and would resume on any instance's hostname (checked: a session of one instance
+    // resumed on another's). It needs the instance sealed into the ticket first.
     b.set_options(SslOptions::NO_TICKET);
     b.set_session_cache_mode(openssl::ssl::SslSessionCacheMode::OFF);
     Ok(b)
@@ -328,6 +330,28 @@ pub fn acme_tls_acceptor(
     Ok(b.build())
 }
 
+/// The instance a connection is for: its SNI, or the listener's `default_host` without one.
+/// An IP literal is not a valid SNI (RFC 6066), but some clients send one: it counts as none.
+fn instance_for_ssl<'a>(
+    snap: &'a Snapshot,
+    listener_index: usize,
+    ssl: &SslRef,
+) -> Option<&'a Arc<crate::snapshot::InstanceRt>> {
+    let name = ssl
+        .servername(NameType::HOST_NAME)
+        .map(|s| s.trim_end_matches('.').to_ascii_lowercase())
+        .filter(|s| s.parse::<std::net::IpAddr>().is_err());
+    match name {
+        Some(n) => snap.instance_for_host(&n),
+        None => snap
+            .config()
+            .listeners
+            .get(listener_index)
+            .and_then(|l| l.default_host.as_deref())
+            .and_then(|h| snap.instance_for_host(h)),
+    }
+}
+
 /// Builds the acceptor for one listener. Its SNI callback picks the instance from the current
 /// snapshot and its certificates from the certificate store.
 pub fn acceptor(
@@ -347,24 +371,7 @@ pub fn acceptor(
     });
     b.set_servername_callback(move |ssl, alert| {
         let snap = snapshot.load();
-        // An IP literal is not a valid SNI (RFC 6066), but some clients send one: treat it
-        // as no SNI.
-        let name = ssl
-            .servername(NameType::HOST_NAME)
-            .map(|s| s.trim_end_matches('.').to_ascii_lowercase())
-            .filter(|s| s.parse::<std::net::IpAddr>().is_err());
-        let host = match name {
-            Some(n) => Some(n),
-            None => snap
-                .config()
-                .listeners
-                .get(listener_index)
-                .and_then(|l| l.default_host.clone()),
-        };
-        let cert = host
-            .as_deref()
-            .and_then(|h| snap.instance_for_host(h))
-            .and_then(|inst| certs.get(&inst.cfg.id));
+        let cert = instance_for_ssl(&snap, listener_index, ssl).and_then(|i| certs.get(&i.cfg.id));
         let Some(cert) = cert else {
             *alert = SslAlert::UNRECOGNIZED_NAME;
             return Err(SniError::ALERT_FATAL);

@@ -1,26 +1,46 @@
-//! The literal prefilters: each link whose operator has required literals
-//! ([`Operator::required_literals`]) gets a slot, and every transformation chain one
-//! Aho-Corasick automaton over the literals of all the links that use it. The evaluator scans
-//! each transformed value once per chain and runs an operator only where its slot was hit.
+//! The prefilters. Each link whose operator has required literals
+//! ([`Operator::required_literals`]) gets a slot, and one Aho-Corasick automaton holds the
+//! literals of all slots, each pattern standing for the slots that require it: the evaluator
+//! scans each distinct transformed text of a value once, whatever the number of chains and
+//! rules that read it, and runs an operator only where its slot was hit. A link whose operator
+//! needs one of a set of bytes ([`Operator::required_bytes`]) runs only on values that hold one.
 //!
 //! A rule whose first link is prefiltered and whose targets are all request values (fixed
-//! once the phase starts) also gets a gate: the union of the hits over its targets, computed
-//! once per request and phase for all rules with the same targets and chain.
+//! once the phase starts) also gets a [`Gate`]: the union of the hits (and of the bytes) over
+//! its targets, computed once per request and phase for all rules with the same targets and
+//! chain.
 //!
 //! [`Operator::required_literals`]: crate::operator::Operator::required_literals
+//! [`Operator::required_bytes`]: crate::operator::Operator::required_bytes
 
 use std::collections::HashMap;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use super::{Collection, Rule, Scalar, Target, Var};
+use crate::bytes::ByteSet;
 use crate::transform::Transform;
 
-/// One chain's automaton: pattern `i` stands for the links in `slots[i]`.
+/// The automaton over every slot's literals: pattern `i` stands for the slots
+/// `slots[starts[i]..starts[i + 1]]`.
 #[derive(Debug)]
 pub(crate) struct Scanner {
     pub ac: AhoCorasick,
-    pub slots: Vec<Vec<u32>>,
+    starts: Vec<u32>,
+    slots: Vec<u32>,
+}
+
+impl Scanner {
+    /// Sets the bit of every slot whose literal occurs in `text`.
+    pub fn scan(&self, text: &[u8], bits: &mut [u64]) {
+        for m in self.ac.find_overlapping_iter(text) {
+            let p = m.pattern().as_usize();
+            let (a, b) = (self.starts[p] as usize, self.starts[p + 1] as usize);
+            for &s in &self.slots[a..b] {
+                bits[s as usize / 64] |= 1 << (s % 64);
+            }
+        }
+    }
 }
 
 /// Targets and chain shared by gated rules.
@@ -29,12 +49,24 @@ pub(crate) struct Group {
     pub targets: Vec<Target>,
     pub chain_id: u16,
     pub transforms: Vec<Transform>,
+    pub triggers: Option<ByteSet>,
+}
+
+/// A rule's gate: it cannot match unless, in its group's values, the slot was hit or one of
+/// the `short` bytes occurs (when it has literals), and one of the `needs` bytes occurs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Gate {
+    pub group: u32,
+    pub slot: Option<u32>,
+    pub short: ByteSet,
+    pub needs: Option<ByteSet>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Prefilters {
-    /// By chain id; `None` for chains without prefiltered links.
-    pub scanners: Vec<Option<Scanner>>,
+    /// `None` when there are no literals or the automaton failed to build: every slot counts
+    /// as hit.
+    pub scanner: Option<Scanner>,
     pub slot_count: usize,
     pub groups: Vec<Group>,
     /// Rules (of both phases) with a gate, for the load report.
@@ -80,9 +112,9 @@ pub(crate) fn is_request_value(t: &Target) -> bool {
     }
 }
 
-/// Assigns slots and gates in `phases` and builds the scanners.
+/// Assigns slots, byte sets and gates in `phases` and builds the scanner.
 pub(crate) fn build(phases: &mut [Vec<Rule>; 2], chain_count: usize) -> Prefilters {
-    let mut per_chain: Vec<Vec<(Vec<u8>, u32)>> = (0..chain_count).map(|_| Vec::new()).collect();
+    let mut lits: Vec<(Vec<u8>, u32)> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
     let mut group_ids: HashMap<String, u32> = HashMap::new();
     let mut slot_count = 0u32;
@@ -92,32 +124,50 @@ pub(crate) fn build(phases: &mut [Vec<Rule>; 2], chain_count: usize) -> Prefilte
             if link.multi_match || usize::from(link.chain_id) >= chain_count {
                 continue;
             }
-            let Some(lits) = link.operator.required_literals() else {
+            if let Some(required) = link.operator.required_literals() {
+                // One-byte literals are tested on the value's bytes: scanning for them would
+                // report a match at every occurrence.
+                let (short, long): (Vec<_>, Vec<_>) =
+                    required.into_iter().partition(|l| l.len() == 1);
+                for l in short {
+                    link.short.insert(l[0].to_ascii_lowercase());
+                    link.short.insert(l[0].to_ascii_uppercase());
+                }
+                if !long.is_empty() {
+                    let slot = slot_count;
+                    slot_count += 1;
+                    link.prefilter = Some(slot);
+                    lits.extend(long.into_iter().map(|l| (l, slot)));
+                }
+            }
+            link.needs = link.operator.required_bytes();
+            if link.prefilter.is_none() && link.short.is_empty() && link.needs.is_none() {
                 continue;
-            };
-            let slot = slot_count;
-            slot_count += 1;
-            link.prefilter = Some(slot);
-            per_chain[usize::from(link.chain_id)].extend(lits.into_iter().map(|l| (l, slot)));
+            }
             if n == 0 && !link.targets.is_empty() && link.targets.iter().all(is_request_value) {
                 let key = format!("{:?}/{}", link.targets, link.chain_id);
                 let next = u32::try_from(groups.len()).unwrap_or(u32::MAX);
-                let g = *group_ids.entry(key).or_insert_with(|| {
+                let group = *group_ids.entry(key).or_insert_with(|| {
                     groups.push(Group {
                         targets: link.targets.clone(),
                         chain_id: link.chain_id,
                         transforms: link.transforms.clone(),
+                        triggers: link.triggers,
                     });
                     next
                 });
-                rule.gate = Some((g, slot));
+                rule.gate = Some(Gate {
+                    group,
+                    slot: link.prefilter,
+                    short: link.short,
+                    needs: link.needs,
+                });
                 gated_rules += 1;
             }
         }
     }
-    let scanners = per_chain.into_iter().map(scanner).collect();
     Prefilters {
-        scanners,
+        scanner: scanner(lits),
         slot_count: slot_count as usize,
         groups,
         gated_rules,
@@ -129,28 +179,25 @@ fn scanner(mut lits: Vec<(Vec<u8>, u32)>) -> Option<Scanner> {
         return None;
     }
     lits.sort_unstable();
+    lits.dedup();
     let mut patterns: Vec<Vec<u8>> = Vec::new();
-    let mut slots: Vec<Vec<u32>> = Vec::new();
+    let mut starts: Vec<u32> = Vec::new();
+    let mut slots: Vec<u32> = Vec::new();
     for (lit, slot) in lits {
-        if patterns.last() == Some(&lit) {
-            if let Some(s) = slots.last_mut() {
-                s.push(slot);
-            }
-        } else {
+        if patterns.last() != Some(&lit) {
             patterns.push(lit);
-            slots.push(vec![slot]);
+            starts.push(u32::try_from(slots.len()).ok()?);
         }
+        slots.push(slot);
     }
-    for s in &mut slots {
-        s.dedup();
-    }
+    starts.push(u32::try_from(slots.len()).ok()?);
     // Standard semantics: overlapping search reports every literal that occurs. A DFA: every
-    // request value is scanned once per chain, and the sets are small enough to tabulate.
+    // distinct text is scanned once, and the set is small enough to tabulate.
     let ac = AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::Standard)
         .kind(Some(aho_corasick::AhoCorasickKind::DFA))
         .build(&patterns)
         .ok()?;
-    Some(Scanner { ac, slots })
+    Some(Scanner { ac, starts, slots })
 }

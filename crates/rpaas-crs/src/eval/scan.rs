@@ -1,6 +1,7 @@
-//! Per-request scratch: transformed values (once per value and chain), their prefilter scans
-//! (once per value and chain, over the literals of every rule on that chain) and the gates'
-//! groups (once per phase).
+//! Per-request scratch: the distinct transformed texts of each request value (one per value
+//! and chain, shared between chains that give the same text), their prefilter scans (once per
+//! text up to ASCII case, over the literals of every rule) and the gates' groups (once per
+//! phase).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -8,51 +9,43 @@ use std::hash::BuildHasherDefault;
 
 use super::data::{Data, ValueId};
 use super::state::FxHasher;
-use crate::compile::prefilter::{Prefilters, Scanner};
+use crate::bytes::ByteSet;
+use crate::compile::prefilter::{Gate, Prefilters};
 use crate::compile::{Link, Var};
 use crate::transform::Transform;
 
-/// A value under one transformation chain.
-pub(crate) struct Entry {
-    /// `None`: the chain left the value as it was.
-    pub value: Option<Vec<u8>>,
-    /// Slots whose literals occur in the value, sorted; `None` until scanned.
-    hits: Option<Vec<u32>>,
+const NONE: u32 = u32::MAX;
+
+/// One distinct text of a request value: the raw value or a chain's output.
+struct Text {
+    /// `None`: the raw value.
+    owned: Option<Vec<u8>>,
+    bytes: ByteSet,
+    /// The text whose scan this one shares (the same up to ASCII case), or itself.
+    scan: u32,
+    /// Offset of the scan's slot bits in `Scratch::hits`; `NONE` until scanned.
+    hits: u32,
+    /// The value's next text; `NONE` at the end.
+    next: u32,
 }
 
-impl Entry {
-    fn new(chain: &[Transform], raw: &[u8]) -> Self {
-        let value = match crate::transform::apply_chain(chain, raw) {
-            Cow::Borrowed(_) => None,
-            Cow::Owned(v) => Some(v),
-        };
-        Self { value, hits: None }
-    }
-
-    fn scanned(&mut self, raw: &[u8], scanner: &Scanner) -> &[u32] {
-        let value = self.value.as_deref().unwrap_or(raw);
-        self.hits.get_or_insert_with(|| {
-            let mut hits = Vec::new();
-            for m in scanner.ac.find_overlapping_iter(value) {
-                hits.extend_from_slice(&scanner.slots[m.pattern().as_usize()]);
-            }
-            hits.sort_unstable();
-            hits.dedup();
-            hits
-        })
-    }
-}
-
-type Cache = HashMap<(ValueId, u16), Entry, BuildHasherDefault<FxHasher>>;
+type Fx<K> = HashMap<K, u32, BuildHasherDefault<FxHasher>>;
 
 pub(crate) struct Scratch<'p> {
     /// `None` in reference mode: every operator runs.
     pf: Option<&'p Prefilters>,
     /// The request's preset TX variables when fixed outcomes may be taken.
     pub preset: Option<&'p [(String, Vec<u8>)]>,
-    cache: Cache,
-    /// Per group, `words` bits of hit slots; valid where `group_done`.
+    /// Value -> its raw text.
+    raw: Fx<ValueId>,
+    /// (value, chain) -> its text.
+    chained: Fx<(ValueId, u16)>,
+    texts: Vec<Text>,
+    hits: Vec<u64>,
+    /// Per group, `words` bits of hit slots and the bytes of its texts; valid where
+    /// `group_done`.
     group_bits: Vec<u64>,
+    group_bytes: Vec<ByteSet>,
     group_done: Vec<bool>,
 }
 
@@ -61,8 +54,12 @@ impl<'p> Scratch<'p> {
         Self {
             pf,
             preset,
-            cache: Cache::default(),
+            raw: Fx::default(),
+            chained: Fx::default(),
+            texts: Vec::new(),
+            hits: Vec::new(),
             group_bits: Vec::new(),
+            group_bytes: Vec::new(),
             group_done: Vec::new(),
         }
     }
@@ -71,29 +68,39 @@ impl<'p> Scratch<'p> {
     pub fn new_phase(&mut self) {
         self.group_done.clear();
         self.group_bits.clear();
+        self.group_bytes.clear();
     }
 
     /// False when the rule's gate proves that its first link matches nothing.
-    pub fn gate_open(&mut self, gate: Option<(u32, u32)>, data: &Data<'_>) -> bool {
-        let (Some(pf), Some((group, slot))) = (self.pf, gate) else {
+    pub fn gate_open(&mut self, gate: Option<&Gate>, data: &Data<'_>) -> bool {
+        let (Some(pf), Some(gate)) = (self.pf, gate) else {
             return true;
         };
-        let (g, slot) = (group as usize, slot as usize);
+        let g = gate.group as usize;
         let words = pf.words();
         if self.group_done.is_empty() {
             self.group_done.resize(pf.groups.len(), false);
             self.group_bits.resize(pf.groups.len() * words, 0);
+            self.group_bytes.resize(pf.groups.len(), ByteSet::EMPTY);
         }
         if !self.group_done[g] {
             self.group_done[g] = true;
-            let bits = &mut self.group_bits[g * words..(g + 1) * words];
-            fill_group(pf, g, data, &mut self.cache, bits);
+            self.fill_group(pf, g, data);
         }
-        self.group_bits[g * words + slot / 64] & (1 << (slot % 64)) != 0
+        let bytes = &self.group_bytes[g];
+        let literal = match gate.slot {
+            Some(slot) => {
+                let slot = slot as usize;
+                self.group_bits[g * words + slot / 64] & (1 << (slot % 64)) != 0
+                    || bytes.intersects(&gate.short)
+            }
+            None => gate.short.is_empty() || bytes.intersects(&gate.short),
+        };
+        literal && gate.needs.is_none_or(|n| bytes.intersects(&n))
     }
 
     /// The value the link's operator sees, or `None` when its prefilter proves that the
-    /// operator does not match it.
+    /// operator does not match it. `gateable`: the value does not change during the phase.
     pub fn value<'v>(
         &'v mut self,
         link: &Link,
@@ -101,69 +108,171 @@ impl<'p> Scratch<'p> {
         raw: &'v [u8],
         id: Option<ValueId>,
     ) -> Option<Cow<'v, [u8]>> {
-        let scanner = match (self.pf, link.prefilter, id) {
-            (Some(pf), Some(slot), Some(_)) if gateable => pf
-                .scanners
-                .get(usize::from(link.chain_id))
-                .and_then(Option::as_ref)
-                .map(|s| (s, slot)),
-            _ => None,
-        };
-        let Some(id) = id else {
+        let (Some(pf), Some(id), true) = (self.pf, id, gateable) else {
             return Some(crate::transform::apply_chain(&link.transforms, raw));
         };
-        if link.transforms.is_empty() && scanner.is_none() {
+        if link.transforms.is_empty()
+            && link.prefilter.is_none()
+            && link.short.is_empty()
+            && link.needs.is_none()
+        {
             return Some(Cow::Borrowed(raw));
         }
-        let entry = self
-            .cache
-            .entry((id, link.chain_id))
-            .or_insert_with(|| Entry::new(&link.transforms, raw));
-        if let Some((scanner, slot)) = scanner {
-            if entry.scanned(raw, scanner).binary_search(&slot).is_err() {
-                return None;
+        let chain = (link.chain_id, &link.transforms[..], link.triggers);
+        let t = self.text(id, chain, raw);
+        let bytes = self.texts[t as usize].bytes;
+        if link.needs.is_some_and(|n| !bytes.intersects(&n)) {
+            return None;
+        }
+        if !bytes.intersects(&link.short) {
+            match link.prefilter {
+                Some(slot) => {
+                    let at = self.scan(pf, t, raw);
+                    let slot = slot as usize;
+                    if at != NONE && self.hits[at as usize + slot / 64] & (1 << (slot % 64)) == 0 {
+                        return None;
+                    }
+                }
+                None if !link.short.is_empty() => return None,
+                None => {}
             }
         }
-        Some(Cow::Borrowed(entry.value.as_deref().unwrap_or(raw)))
+        Some(Cow::Borrowed(
+            self.texts[t as usize].owned.as_deref().unwrap_or(raw),
+        ))
     }
-}
 
-/// ORs the hits of every value of the group's targets into `bits`.
-fn fill_group(pf: &Prefilters, g: usize, data: &Data<'_>, cache: &mut Cache, bits: &mut [u64]) {
-    let group = &pf.groups[g];
-    let Some(scanner) = pf
-        .scanners
-        .get(usize::from(group.chain_id))
-        .and_then(Option::as_ref)
-    else {
-        // No automaton (it failed to build): every gate of the group stays open.
-        bits.fill(u64::MAX);
-        return;
-    };
-    let mut add = |raw: &[u8], id: Option<ValueId>, bits: &mut [u64]| {
-        let Some(id) = id else {
-            bits.fill(u64::MAX);
-            return;
-        };
-        let entry = cache
-            .entry((id, group.chain_id))
-            .or_insert_with(|| Entry::new(&group.transforms, raw));
-        for &s in entry.scanned(raw, scanner) {
-            bits[s as usize / 64] |= 1 << (s % 64);
+    /// The raw text of a value.
+    fn raw_text(&mut self, id: ValueId, raw: &[u8]) -> u32 {
+        if let Some(&t) = self.raw.get(&id) {
+            return t;
         }
-    };
-    for t in &group.targets {
-        match t.var {
-            Var::Collection(c) => data.members(c, &mut |m| {
-                if t.sel.matches(m.name) {
-                    add(&m.value, m.id, bits);
+        let t = self.push(None, ByteSet::of(raw));
+        self.raw.insert(id, t);
+        t
+    }
+
+    fn push(&mut self, owned: Option<Vec<u8>>, bytes: ByteSet) -> u32 {
+        let t = u32::try_from(self.texts.len()).unwrap_or(NONE);
+        self.texts.push(Text {
+            owned,
+            bytes,
+            scan: t,
+            hits: NONE,
+            next: NONE,
+        });
+        t
+    }
+
+    /// The text of a value under a chain (whose [`crate::transform::chain_triggers`] are
+    /// `triggers`).
+    fn text(
+        &mut self,
+        id: ValueId,
+        (chain_id, chain, triggers): (u16, &[Transform], Option<ByteSet>),
+        raw: &[u8],
+    ) -> u32 {
+        let r = self.raw_text(id, raw);
+        let keeps = |t: ByteSet| !self.texts[r as usize].bytes.intersects(&t);
+        if chain.is_empty() || triggers.is_some_and(keeps) {
+            return r;
+        }
+        if let Some(&t) = self.chained.get(&(id, chain_id)) {
+            return t;
+        }
+        let t = match crate::transform::apply_chain_known(chain, raw, self.texts[r as usize].bytes)
+        {
+            (Cow::Borrowed(_), _) => r,
+            (Cow::Owned(v), bytes) => self.add_text(r, raw, v, bytes),
+        };
+        self.chained.insert((id, chain_id), t);
+        t
+    }
+
+    /// A chain's output: an earlier text of the value when it is the same, else a new text
+    /// that shares the scan of one that is the same up to ASCII case (the scan ignores case).
+    fn add_text(&mut self, r: u32, raw: &[u8], v: Vec<u8>, bytes: ByteSet) -> u32 {
+        let mut k = r;
+        let mut scan = NONE;
+        loop {
+            let text = self.texts[k as usize].owned.as_deref().unwrap_or(raw);
+            if text == v.as_slice() {
+                return k;
+            }
+            if scan == NONE && text.eq_ignore_ascii_case(&v) {
+                scan = self.texts[k as usize].scan;
+            }
+            match self.texts[k as usize].next {
+                NONE => break,
+                n => k = n,
+            }
+        }
+        let t = self.push(Some(v), bytes);
+        if scan != NONE {
+            self.texts[t as usize].scan = scan;
+        }
+        self.texts[k as usize].next = t;
+        t
+    }
+
+    /// Offset of the slot bits of text `t` (of the value `raw`); `NONE` when there is no
+    /// scanner (every slot counts as hit).
+    fn scan(&mut self, pf: &Prefilters, t: u32, raw: &[u8]) -> u32 {
+        let Some(scanner) = &pf.scanner else {
+            return NONE;
+        };
+        let s = self.texts[t as usize].scan as usize;
+        if self.texts[s].hits == NONE {
+            let at = self.hits.len();
+            self.hits.resize(at + pf.words(), 0);
+            let text = self.texts[s].owned.as_deref().unwrap_or(raw);
+            scanner.scan(text, &mut self.hits[at..]);
+            self.texts[s].hits = u32::try_from(at).unwrap_or(NONE);
+        }
+        self.texts[s].hits
+    }
+
+    /// ORs the hits and bytes of every value of the group's targets.
+    fn fill_group(&mut self, pf: &Prefilters, g: usize, data: &Data<'_>) {
+        let group = &pf.groups[g];
+        let words = pf.words();
+        let mut bits = std::mem::take(&mut self.group_bits);
+        let mut bytes = ByteSet::EMPTY;
+        let mine = &mut bits[g * words..(g + 1) * words];
+        let mut add = |this: &mut Self, raw: &[u8], id: Option<ValueId>| {
+            let Some(id) = id else {
+                mine.fill(u64::MAX);
+                bytes = ByteSet::FULL;
+                return;
+            };
+            let chain = (group.chain_id, &group.transforms[..], group.triggers);
+            let t = this.text(id, chain, raw);
+            bytes = bytes.union(this.texts[t as usize].bytes);
+            match this.scan(pf, t, raw) {
+                NONE => mine.fill(u64::MAX),
+                at => {
+                    let at = at as usize;
+                    for (m, h) in mine.iter_mut().zip(&this.hits[at..at + words]) {
+                        *m |= h;
+                    }
                 }
-            }),
-            Var::Scalar(s) => {
-                if let Some(v) = data.scalar(s) {
-                    add(&v, Data::scalar_id(s), bits);
+            }
+        };
+        for t in &group.targets {
+            match t.var {
+                Var::Collection(c) => data.members(c, &mut |m| {
+                    if t.sel.matches(m.name) {
+                        add(self, &m.value, m.id);
+                    }
+                }),
+                Var::Scalar(s) => {
+                    if let Some(v) = data.scalar(s) {
+                        add(self, &v, super::data::Data::scalar_id(s));
+                    }
                 }
             }
         }
+        self.group_bits = bits;
+        self.group_bytes[g] = bytes;
     }
 }

@@ -7,7 +7,9 @@
 //! repetition with a minimum of one, each branch of an alternation) contributes its own prefixes.
 
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
-use regex_syntax::hir::{Hir, HirKind};
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+use crate::bytes::ByteSet;
 
 /// At least one of these occurs (byte for byte) in every match of `pattern`, which is parsed as
 /// `regex::bytes` parses it; `None` when no finite, non-empty set is known.
@@ -20,6 +22,73 @@ pub(super) fn required(pattern: &str) -> Option<Vec<Vec<u8>>> {
     let set = best_required(&hir)?;
     // A set with no literal at all would mean "never matches"; rather run the regex.
     (!set.is_empty()).then_some(set)
+}
+
+/// Bytes of which every match of `pattern` (parsed as [`required`] does) holds at least one;
+/// `None` when no such set is known (a match may be empty, or made of anchors only).
+pub(super) fn required_bytes(pattern: &str) -> Option<ByteSet> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    bytes_of(&hir).filter(|s| !s.is_empty())
+}
+
+/// How often a byte turns up in ordinary header and argument values: sets of rare bytes make
+/// better gates.
+fn weight(b: u8) -> u32 {
+    match b {
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b' ' => 16,
+        b'/' | b'.' | b',' | b';' | b'=' | b'-' | b'_' | b'(' | b')' | b':' | b'&' | b'?'
+        | b'*' | b'+' | b'%' => 4,
+        _ => 1,
+    }
+}
+
+fn cost(set: &ByteSet) -> u32 {
+    set.iter().map(weight).sum()
+}
+
+fn bytes_of(hir: &Hir) -> Option<ByteSet> {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => None,
+        // Every byte of a literal is in every match: the rarest one will do.
+        HirKind::Literal(l) => {
+            l.0.iter()
+                .copied()
+                .min_by_key(|&b| weight(b))
+                .map(|b| ByteSet::from_bytes(&[b]))
+        }
+        HirKind::Class(Class::Bytes(c)) => {
+            let mut set = ByteSet::EMPTY;
+            for r in c.ranges() {
+                set = set.union(ByteSet::range(r.start(), r.end()));
+            }
+            Some(set)
+        }
+        HirKind::Class(Class::Unicode(c)) => {
+            // A non-ASCII code point is several bytes: not worth the trouble.
+            let mut set = ByteSet::EMPTY;
+            for r in c.ranges() {
+                let (lo, hi) = (u8::try_from(r.start()).ok()?, u8::try_from(r.end()).ok()?);
+                if hi > 0x7f {
+                    return None;
+                }
+                set = set.union(ByteSet::range(lo, hi));
+            }
+            Some(set)
+        }
+        HirKind::Repetition(r) if r.min >= 1 => bytes_of(&r.sub),
+        HirKind::Repetition(_) => None,
+        HirKind::Capture(c) => bytes_of(&c.sub),
+        // Every match holds a match of each element: the best element's set.
+        HirKind::Concat(subs) => subs.iter().filter_map(bytes_of).min_by_key(cost),
+        // Every match is a match of one branch.
+        HirKind::Alternation(alts) => alts
+            .iter()
+            .try_fold(ByteSet::EMPTY, |acc, a| Some(acc.union(bytes_of(a)?))),
+    }
 }
 
 /// Lower-cases (the scan is ASCII-case-insensitive), drops duplicates and literals that contain
@@ -134,6 +203,51 @@ mod tests {
         assert_eq!(req("^$"), None);
         assert_eq!(req(r"\w*"), None);
         assert_eq!(req("(?:abc){0,3}"), None);
+    }
+
+    fn bytes(p: &str) -> Option<String> {
+        let set = required_bytes(&format!("(?s-u:{p})"))?;
+        Some(set.iter().map(char::from).collect())
+    }
+
+    #[test]
+    fn required_bytes_of_classes_and_branches() {
+        assert_eq!(bytes("a[<>]b"), Some("<>".into()));
+        assert_eq!(bytes("x(?:'|\"){2,}"), Some("\"'".into()));
+        assert_eq!(bytes("(?:ab|c)"), Some("ac".into()));
+        assert_eq!(bytes("a?"), None);
+        assert_eq!(bytes("^$"), None);
+        assert_eq!(bytes(r"\b"), None);
+        assert_eq!(bytes("(?:a|)"), None);
+    }
+
+    #[test]
+    fn regex_and_bytes_agree() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let alphabet = b"aZ09 <>=;'\"()-/\\%&*#~!@$^`|{}[]:,._+?\x00\x7f\xff\n";
+        for p in [
+            r#"(?:[~!@#\$%\^&\*\(\)\-\+=\{\}\[\]\|:;"'`<>][^~!@#\$%\^&\*\(\)\-\+=\{\}\[\]\|:;"'`<>]*?){2}"#,
+            r#"['"]\s*[;)]"#,
+            r"(?i)[<>]|a[0-9]{2}",
+            r"\W{4}",
+            r"(?:\x00|%00)",
+        ] {
+            let full = format!("(?s-u:{p})");
+            let re = regex::bytes::Regex::new(&full).expect("compiles");
+            let set = required_bytes(&full).expect("has bytes");
+            for _ in 0..3000 {
+                let mut hay = Vec::new();
+                for _ in 0..(seed % 12) {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    hay.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+                }
+                seed = seed.wrapping_add(1);
+                let has = hay.iter().any(|&b| set.contains(b));
+                assert!(has || !re.is_match(&hay), "{p} on {hay:?}");
+            }
+        }
     }
 
     #[test]

@@ -225,3 +225,58 @@ fn libinjection_finds_nothing_in_words() {
         );
     }
 }
+
+/// [`Operator::required_bytes`] of `@detectXSS`: without a `<` and a `=` libinjection reports
+/// nothing, on attack-like pieces glued together with every other kind of byte.
+#[test]
+fn libinjection_xss_needs_lt_or_eq() {
+    let pieces: [&[u8]; 24] = [
+        b"onerror",
+        b"onload",
+        b"javascript:",
+        b"style",
+        b"src",
+        b"href",
+        b"script",
+        b"svg",
+        b"!doctype",
+        b"!--",
+        b"-->",
+        b"[if",
+        b"xml",
+        b"import",
+        b"entity",
+        b"`",
+        b"'",
+        b"\"",
+        b">",
+        b"/",
+        b" ",
+        b"\t",
+        b"&#x3a;",
+        b"\x00",
+    ];
+    let other: Vec<u8> = (0..=255u8).filter(|&b| b != b'<' && b != b'=').collect();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..40_000 {
+        let mut v = Vec::new();
+        for _ in 0..(1 + seed % 8) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if seed.is_multiple_of(3) {
+                v.push(other[(seed >> 8) as usize % other.len()]);
+            } else {
+                v.extend_from_slice(pieces[(seed >> 8) as usize % pieces.len()]);
+            }
+        }
+        assert!(
+            !libinjectionrs::detect_xss(&v).is_injection(),
+            "XSS without < or = in {:?}",
+            String::from_utf8_lossy(&v)
+        );
+    }
+    // The gate is not vacuous: with them, the same pieces are found.
+    assert!(libinjectionrs::detect_xss(b"x onerror=alert(1)").is_injection());
+    assert!(libinjectionrs::detect_xss(b"<script>").is_injection());
+}

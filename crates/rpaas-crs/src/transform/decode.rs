@@ -308,7 +308,10 @@ pub(super) fn hex_decode(input: &[u8]) -> Vec<u8> {
 }
 
 pub(super) fn sql_hex_decode(input: &[u8]) -> Option<Vec<u8>> {
-    memchr::memmem::find(&input.to_ascii_lowercase(), b"0x")?;
+    // `0x` in either case, without a lower-cased copy.
+    input
+        .windows(2)
+        .position(|w| w[0] == b'0' && w[1] | 0x20 == b'x')?;
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {

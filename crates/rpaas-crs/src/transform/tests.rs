@@ -201,3 +201,71 @@ fn keep_checks_agree_with_the_functions() {
         }
     }
 }
+
+/// [`Transform::keeps`] claims "unchanged" only where `apply` says so, and
+/// [`apply_chain_known`] gives what [`apply_chain`] gives.
+#[test]
+fn keeps_only_what_apply_keeps() {
+    use crate::bytes::ByteSet;
+    let all = [
+        "lowercase",
+        "urlDecode",
+        "urlDecodeUni",
+        "htmlEntityDecode",
+        "jsDecode",
+        "cssDecode",
+        "cmdLine",
+        "compressWhitespace",
+        "removeWhitespace",
+        "removeNulls",
+        "replaceNulls",
+        "replaceComments",
+        "removeComments",
+        "removeCommentsChar",
+        "normalizePath",
+        "normalizePathWin",
+        "base64Decode",
+        "base64DecodeExt",
+        "hexDecode",
+        "sqlHexDecode",
+        "utf8toUnicode",
+        "length",
+        "sha1",
+        "hexEncode",
+        "trim",
+        "trimLeft",
+        "trimRight",
+        "escapeSeqDecode",
+    ];
+    let fs: Vec<Transform> = all
+        .iter()
+        .map(|n| match TransformName::parse(n) {
+            Some(TransformName::Apply(f)) => f,
+            _ => panic!("{n}"),
+        })
+        .collect();
+    let alphabet = b"aZ0x X/.\\%+&;#*-<!>'\"^,\t\r\n\x00\xa0\xc3\xa9u2f=(";
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..30_000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let v: Vec<u8> = (0..(seed % 10))
+            .map(|i| alphabet[((seed >> (i * 6)) % alphabet.len() as u64) as usize])
+            .collect();
+        let bytes = ByteSet::of(&v);
+        for &f in &fs {
+            if f.keeps(&v, &bytes) {
+                assert_eq!(f.apply(&v), None, "{f:?} on {v:?}");
+            }
+        }
+        let chain = [
+            fs[(seed % 28) as usize],
+            fs[((seed >> 8) % 28) as usize],
+            fs[1],
+        ];
+        let (out, out_bytes) = apply_chain_known(&chain, &v, bytes);
+        assert_eq!(out, apply_chain(&chain, &v), "{chain:?} on {v:?}");
+        assert_eq!(out_bytes, ByteSet::of(&out));
+    }
+}
