@@ -39,24 +39,7 @@ impl BufIo {
     }
 
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut off = 0;
-        while off < self.wbuf.len() {
-            match Pin::new(&mut self.inner).poll_write(cx, &self.wbuf[off..]) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => off += n,
-                Poll::Ready(Err(e)) => {
-                    self.wbuf.drain(..off);
-                    return Poll::Ready(Err(e));
-                }
-                Poll::Pending => {
-                    self.wbuf.drain(..off);
-                    return Poll::Pending;
-                }
-            }
-        }
-        // Give the memory back between responses.
-        self.wbuf = Vec::new();
-        Poll::Ready(Ok(()))
+        super::poll_write_out(&mut self.inner, &mut self.wbuf, cx)
     }
 }
 

@@ -91,27 +91,7 @@ impl Scrubbed {
     }
 
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut off = 0;
-        while off < self.pending.len() {
-            match Pin::new(&mut self.inner).poll_write(cx, &self.pending[off..]) {
-                Poll::Ready(Ok(0)) => {
-                    self.pending.drain(..off);
-                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-                }
-                Poll::Ready(Ok(n)) => off += n,
-                Poll::Ready(Err(e)) => {
-                    self.pending.drain(..off);
-                    return Poll::Ready(Err(e));
-                }
-                Poll::Pending => {
-                    self.pending.drain(..off);
-                    return Poll::Pending;
-                }
-            }
-        }
-        // Give the memory back between responses (an idle connection holds none).
-        self.pending = Vec::new();
-        Poll::Ready(Ok(()))
+        super::poll_write_out(&mut self.inner, &mut self.pending, cx)
     }
 }
 
