@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod store;
 mod store_acme;
 mod store_keys;
+mod store_secrets;
 pub mod users;
 
 use std::sync::Arc;

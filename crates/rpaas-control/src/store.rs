@@ -33,12 +33,14 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_fleet.sql")),
     (3, include_str!("../migrations/sqlite/0003_users.sql")),
     (4, include_str!("../migrations/sqlite/0004_acme.sql")),
+    (5, include_str!("../migrations/sqlite/0005_secrets.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_fleet.sql")),
     (3, include_str!("../migrations/postgres/0003_users.sql")),
     (4, include_str!("../migrations/postgres/0004_acme.sql")),
+    (5, include_str!("../migrations/postgres/0005_secrets.sql")),
 ];
 
 /// The PostgreSQL channel that carries a committed revision (the payload is only the number).

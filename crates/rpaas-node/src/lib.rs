@@ -33,6 +33,7 @@ mod relay;
 mod snapshot;
 mod state;
 mod telemetry;
+mod tickets;
 mod tls;
 mod tunnel;
 mod upstream;

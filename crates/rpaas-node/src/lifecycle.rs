@@ -111,8 +111,14 @@ pub fn verify(config: Config) -> Result<CheckSummary, ConfigErrors> {
     let path = config.source.clone();
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::build(config, 0, None)?));
     let snap = snapshot.load_full();
+    // The check builds the acceptors as a start would, with keys of its own.
+    let resumption = Arc::new(rpaas_tls_session::Resumption::new(
+        rpaas_tls_session::Secret::random()
+            .map_err(|e| ConfigError::new(&path, "node", e.to_string()))?,
+        rpaas_tls_session::DEFAULT_ROTATION,
+    ));
     for (i, l) in snap.config().listeners.iter().enumerate() {
-        crate::tls::acceptor(l, i, snapshot.clone(), certs.clone())
+        crate::tls::acceptor(l, i, snapshot.clone(), certs.clone(), resumption.clone())
             .map_err(|e| ConfigError::new(&path, format!("listener[{i}].tls"), e.to_string()))?;
     }
     if let Some(t) = &snap.config().node.tunnel {
@@ -273,6 +279,11 @@ async fn boot(config: Config, revision: i64, source: Source) -> Result<(), Start
         }
         _ => (None, None),
     };
+    let resumption = crate::tickets::resumption(
+        snap.config().spec.node.data_dir.as_deref(),
+        source.store.as_ref(),
+    )
+    .await;
     let shared = Arc::new(Shared {
         limiter: rpaas_ips::limits::Limiter::new(tracked),
         tunnels: crate::tunnel::Tunnels::default(),
@@ -289,6 +300,7 @@ async fn boot(config: Config, revision: i64, source: Source) -> Result<(), Start
         telemetry,
         ban_outbox: Default::default(),
         acme,
+        resumption,
     });
     if let Some(a) = &shared.acme {
         a.sync(shared.snapshot.load().config());
@@ -377,11 +389,17 @@ async fn run(
         let Some(lcfg) = snap.config().listeners.get(i) else {
             continue;
         };
-        let acceptor = crate::tls::acceptor(lcfg, i, shared.snapshot.clone(), shared.certs.clone())
-            .map_err(|source| StartError::Tls {
-                listener: i,
-                source,
-            })?;
+        let acceptor = crate::tls::acceptor(
+            lcfg,
+            i,
+            shared.snapshot.clone(),
+            shared.certs.clone(),
+            shared.resumption.clone(),
+        )
+        .map_err(|source| StartError::Tls {
+            listener: i,
+            source,
+        })?;
         let acceptor = Arc::new(ArcSwap::from_pointee(acceptor));
         acceptors.push(acceptor.clone());
         let mut proxy = pingora::proxy::http_proxy(
@@ -731,6 +749,7 @@ impl Node {
                 i,
                 self.shared.snapshot.clone(),
                 self.shared.certs.clone(),
+                self.shared.resumption.clone(),
             ) {
                 Ok(a) => slot.store(Arc::new(a)),
                 Err(e) => {

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub duration: HistogramVec,
     pub upstream_errors: IntCounterVec,
     pub tls_handshakes: IntCounterVec,
+    /// Of those, the ones that resumed a session (an abbreviated handshake).
+    pub tls_resumptions: IntCounterVec,
     pub tls_failures: IntCounterVec,
     pub connections: IntGauge,
     pub reloads: IntCounterVec,
@@ -73,6 +75,13 @@ impl Metrics {
             Opts::new(
                 "tls_handshakes_total",
                 "Completed TLS handshakes by listener profile and version",
+            ),
+            &["profile", "version"],
+        )?;
+        let tls_resumptions = IntCounterVec::new(
+            Opts::new(
+                "tls_resumptions_total",
+                "TLS handshakes that resumed a session, by listener profile and version",
             ),
             &["profile", "version"],
         )?;
@@ -189,6 +198,7 @@ impl Metrics {
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(tls_handshakes.clone()))?;
+        registry.register(Box::new(tls_resumptions.clone()))?;
         registry.register(Box::new(tls_failures.clone()))?;
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
@@ -201,6 +211,7 @@ impl Metrics {
             duration,
             upstream_errors,
             tls_handshakes,
+            tls_resumptions,
             tls_failures,
             connections,
             reloads,

@@ -39,6 +39,8 @@ pub struct Shared {
     pub ban_outbox: crate::fleet::BanOutbox,
     /// ACME, when `[acme]` is set.
     pub acme: Option<Arc<crate::acme::Acme>>,
+    /// TLS session ticket keys (and their rotation), shared by every listener's acceptor.
+    pub resumption: Arc<rpaas_tls_session::Resumption>,
 }
 
 impl std::fmt::Debug for Shared {

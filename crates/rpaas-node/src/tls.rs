@@ -32,6 +32,7 @@ use openssl::ssl::{
 use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
 use openssl::x509::{X509NameBuilder, X509};
 use rpaas_config::{Listener, TlsProfile};
+use rpaas_tls_session::{Resumption, Scope};
 
 use crate::certs::CertStore;
 use crate::snapshot::Snapshot;
@@ -294,10 +295,9 @@ pub fn profile_builder(
             | SslOptions::NO_COMPRESSION
             | SslOptions::NO_SSLV3,
     );
-    // No resumption yet: OpenSSL creates a connection's session before the SNI callback picks
-    // the instance, so a session (ticket or cache entry) carries the listener's session id
-    // context and would resume on any instance's hostname (checked: a session of one instance
-    // resumed on another's). It needs the instance sealed into the ticket first.
+    // Resumption is off unless [`acceptor`] scopes it to an instance (rpaas-tls-session):
+    // OpenSSL creates a connection's session before the SNI callback picks the instance, so an
+    // unscoped session would resume on any instance's hostname.
     b.set_options(SslOptions::NO_TICKET);
     b.set_session_cache_mode(openssl::ssl::SslSessionCacheMode::OFF);
     Ok(b)
@@ -332,13 +332,12 @@ pub fn acme_tls_acceptor(
 
 /// The instance a connection is for: its SNI, or the listener's `default_host` without one.
 /// An IP literal is not a valid SNI (RFC 6066), but some clients send one: it counts as none.
-fn instance_for_ssl<'a>(
+fn instance_for_name<'a>(
     snap: &'a Snapshot,
     listener_index: usize,
-    ssl: &SslRef,
+    sni: Option<&str>,
 ) -> Option<&'a Arc<crate::snapshot::InstanceRt>> {
-    let name = ssl
-        .servername(NameType::HOST_NAME)
+    let name = sni
         .map(|s| s.trim_end_matches('.').to_ascii_lowercase())
         .filter(|s| s.parse::<std::net::IpAddr>().is_err());
     match name {
@@ -352,15 +351,28 @@ fn instance_for_ssl<'a>(
     }
 }
 
+/// Whose sessions a connection's are: this listener (and its profile) and the instance. A
+/// session resumes only where its scope is the same.
+fn session_scope(listener_index: usize, profile: TlsProfile, instance: &str) -> Scope {
+    Scope::of(&[
+        &(listener_index as u64).to_be_bytes(),
+        profile.as_str().as_bytes(),
+        instance.as_bytes(),
+    ])
+}
+
 /// Builds the acceptor for one listener. Its SNI callback picks the instance from the current
-/// snapshot and its certificates from the certificate store.
+/// snapshot and its certificates from the certificate store; sessions resume only on the
+/// instance they were made for (`resumption`'s keys, rpaas-tls-session).
 pub fn acceptor(
     listener: &Listener,
     listener_index: usize,
     snapshot: Arc<ArcSwap<Snapshot>>,
     certs: Arc<CertStore>,
+    resumption: Arc<Resumption>,
 ) -> Result<SslAcceptor, openssl::error::ErrorStack> {
-    let mut b = profile_builder(listener.tls)?;
+    let profile = listener.tls;
+    let mut b = profile_builder(profile)?;
     let alpn: &'static [u8] = if listener.http2 {
         b"\x02h2\x08http/1.1"
     } else {
@@ -369,10 +381,28 @@ pub fn acceptor(
     b.set_alpn_select_callback(move |_, client| {
         openssl::ssl::select_next_proto(alpn, client).ok_or(openssl::ssl::AlpnError::NOACK)
     });
+    let scopes = snapshot.clone();
+    rpaas_tls_session::enable(&mut b, resumption, move |sni| {
+        let snap = scopes.load();
+        instance_for_name(&snap, listener_index, sni)
+            .map(|i| session_scope(listener_index, profile, &i.cfg.id))
+    })?;
     b.set_servername_callback(move |ssl, alert| {
         let snap = snapshot.load();
-        let cert = instance_for_ssl(&snap, listener_index, ssl).and_then(|i| certs.get(&i.cfg.id));
-        let Some(cert) = cert else {
+        let sni = ssl.servername(NameType::HOST_NAME);
+        let Some(inst) = instance_for_name(&snap, listener_index, sni) else {
+            *alert = SslAlert::UNRECOGNIZED_NAME;
+            return Err(SniError::ALERT_FATAL);
+        };
+        // The session was scoped from the ClientHello's own SNI before OpenSSL looked for it;
+        // a different instance here would let it cross over, so that handshake fails.
+        if rpaas_tls_session::scope(ssl)
+            != Some(session_scope(listener_index, profile, &inst.cfg.id))
+        {
+            *alert = SslAlert::UNRECOGNIZED_NAME;
+            return Err(SniError::ALERT_FATAL);
+        }
+        let Some(cert) = certs.get(&inst.cfg.id) else {
             *alert = SslAlert::UNRECOGNIZED_NAME;
             return Err(SniError::ALERT_FATAL);
         };

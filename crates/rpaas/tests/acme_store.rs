@@ -1,7 +1,8 @@
 //! The control store as the ACME state of a fleet, on both backends (a SQLite file and a
 //! throwaway cluster of Debian's PostgreSQL): what one node writes another reads; the issuer
 //! lease has one holder at a time, is re-entrant for its holder, frees itself when it runs out
-//! and is released only by its holder; challenge responses past their expiry are not served.
+//! and is released only by its holder; challenge responses past their expiry are not served; a shared secret is
+//! the first node's for every node.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,6 +138,17 @@ async fn contract(url: &str) {
         winners += usize::from(t.await.expect("task"));
     }
     assert_eq!(winners, 1);
+
+    // The fleet's TLS ticket secret: the first node's stays, every other reads it.
+    let s1 = Store::open(url).await.expect("open");
+    let s2 = Store::open(url).await.expect("open");
+    let first = s1.shared_secret("tls_tickets", "aa").await.expect("secret");
+    assert_eq!(first, "aa");
+    assert_eq!(
+        s2.shared_secret("tls_tickets", "bb").await.expect("secret"),
+        "aa"
+    );
+    assert_eq!(s2.shared_secret("other", "cc").await.expect("secret"), "cc");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

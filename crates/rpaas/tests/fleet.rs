@@ -92,6 +92,50 @@ fn wait_for(node: &Node, host: &str, ip: &str, path: &str, want: u16, limit: Dur
     panic!("{host}{path} from {ip} never answered {want} (last: {last:?})");
 }
 
+/// A TLS 1.3 request to `node` offering `session`: whether it resumed, and the session to
+/// offer next (read after the response, when the tickets have arrived).
+#[allow(unsafe_code)]
+fn tls13_request(
+    node: &Node,
+    host: &str,
+    session: Option<&openssl::ssl::SslSession>,
+) -> (bool, openssl::ssl::SslSession) {
+    use std::io::{Read, Write};
+    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client())
+        .expect("connector");
+    b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    b.set_min_proto_version(Some(openssl::ssl::SslVersion::TLS1_3))
+        .expect("version");
+    let mut ssl = b
+        .build()
+        .configure()
+        .expect("configure")
+        .verify_hostname(false)
+        .into_ssl(host)
+        .expect("ssl");
+    if let Some(s) = session {
+        // SAFETY: a session from a connection of this test (refcounted by OpenSSL).
+        unsafe { ssl.set_session(s).expect("set_session") };
+    }
+    let tcp = std::net::TcpStream::connect(node.listeners[0]).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    let mut tls = openssl::ssl::SslStream::new(ssl, tcp).expect("stream");
+    tls.connect().expect("handshake");
+    write!(
+        tls,
+        "GET /automate/ HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out);
+    let r = (
+        tls.ssl().session_reused(),
+        tls.ssl().session().expect("session").to_owned(),
+    );
+    let _ = tls.shutdown();
+    r
+}
+
 fn acl_put(api: &Api, id: &str, acl: serde_json::Value) -> test_support::api::Answer {
     let etag = api
         .get(&format!("/v1/instances/{id}"))
@@ -154,6 +198,16 @@ fn three_nodes_on_one_postgresql() {
             Duration::from_secs(5),
         );
         assert!(took < Duration::from_secs(2), "provisioned after {took:?}");
+    }
+
+    // A TLS session from A resumes on B and C: the ticket keys derive from the fleet's
+    // secret in the store.
+    let session = tls13_request(nodes[0].as_ref().expect("a"), &host, None).1;
+    for n in nodes.iter().flatten().skip(1) {
+        assert!(
+            tls13_request(n, &host, Some(&session)).0,
+            "a ticket from node a resumes on the others"
+        );
     }
 
     // A change through A: applied on B and C within 1 s.

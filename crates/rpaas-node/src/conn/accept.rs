@@ -345,6 +345,12 @@ async fn handle_tls<A>(
         &shared.metrics.tls_handshakes,
         &[profile.as_str(), tls.ssl().version_str()],
     );
+    if tls.ssl().session_reused() {
+        crate::metrics::inc(
+            &shared.metrics.tls_resumptions,
+            &[profile.as_str(), tls.ssl().version_str()],
+        );
+    }
     let h2 = tls.ssl().selected_alpn_protocol() == Some(b"h2");
     let mut client = crate::conn::scrub::Scrubbed::new(Box::new(tls));
     if !h2 {
