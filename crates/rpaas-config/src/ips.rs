@@ -386,8 +386,12 @@ impl Validator {
                 classes,
                 paths,
                 args: e.args.clone(),
+                ..Default::default()
             });
         }
+        // The shipped Automate exclusions (technician commands, Control Center SOAP) after
+        // the instance's own (rpaas-ips `automate`).
+        exclusions.extend(rpaas_ips::automate::exclusions());
         Settings {
             mode,
             threshold,

@@ -340,7 +340,7 @@ const OUT_OF_SCOPE: &[Probe] = &[
         body: None,
     },
     Probe {
-        what: "CommandExecute: XSS in the parameters (only RCE rules are lifted)",
+        what: "CommandExecute: XSS in the parameters (only RCE and file-access rules are lifted)",
         class: "api",
         method: "POST",
         target: "/cwa/api/v1/Computers/12/CommandExecute",
@@ -354,6 +354,22 @@ const OUT_OF_SCOPE: &[Probe] = &[
         target: "/cwa/api/v1/Computers/12/CommandExecute",
         headers: &[("Authorization", "Bearer x")],
         body: Some(("application/json", r#"{"Command":{"Id":2,"Name":"x; cat /etc/passwd"},"Parameters":["ipconfig"]}"#)),
+    },
+    Probe {
+        what: "OS file access in another JSON member of CommandExecute",
+        class: "api",
+        method: "POST",
+        target: "/cwa/api/v1/Computers/12/CommandExecute",
+        headers: &[("Authorization", "Bearer x")],
+        body: Some(("application/json", r#"{"Command":{"Id":2,"Name":"../../../../etc/passwd"},"Parameters":["ipconfig"]}"#)),
+    },
+    Probe {
+        what: "OS file access in the query of the Control Center endpoint",
+        class: "control_center",
+        method: "GET",
+        target: "/LabTech/ControlCenter.asmx?wsdl=../../../../etc/passwd",
+        headers: &[],
+        body: None,
     },
     Probe {
         what: "command parameters outside CommandExecute",

@@ -412,6 +412,33 @@ for s in SCRIPTS[:8]:
     B(req("POST", "/LabTech/ControlCenter.asmx", "Control Center SOAP command", [["user-agent", "Mozilla/4.0 (compatible; MSIE 6.0; MS Web Services Client Protocol 4.0.30319.42000)"], ["soapaction", '"http://tempuri.org/%s"' % op]],
           "text/xml; charset=utf-8", body))
 
+# --- Technician commands that name OS files, walk relative paths or download (a seed of their
+# own): what the command endpoints carry by design, for Windows and Linux agents, over REST and
+# the Control Center. And the same shapes just outside those endpoints, which stay attacks.
+R4 = random.Random(20261204)
+FILE_SCRIPTS = ["Get-ChildItem C:\\Windows\\Temp", "cat /etc/os-release; uname -a",
+                "type C:\\Windows\\System32\\drivers\\etc\\hosts", "Get-Content C:\\Windows\\Logs\\CBS\\CBS.log -Tail 50",
+                "cd ..\\Logs && dir", "tail -n 100 /var/log/syslog | grep ltechagent",
+                "Invoke-WebRequest -Uri https://downloads.example.com/agent.msi -OutFile C:\\Windows\\Temp\\agent.msi",
+                "curl -fsSL https://repo.example.com/setup.sh -o /tmp/setup.sh && bash /tmp/setup.sh",
+                "cat /proc/meminfo | head -5", "Remove-Item C:\\Windows\\Temp\\*.tmp -Force", "ls -la /etc/ssh/",
+                "whoami; id; hostname", "Get-Content $env:windir\\win.ini", "grep -i error /var/log/ltechagent/agent.log | tail -20"]
+for s in FILE_SCRIPTS:
+    B(req("POST", "/cwa/api/v1/Computers/%d/CommandExecute" % R4.randint(1, 9999), "technician command (files)", API_HEADERS[:2], "application/json",
+          json.dumps({"Command": {"Id": 2}, "Parameters": [s]})))
+for s in FILE_SCRIPTS[:8]:
+    op = R4.choice(["SendCommand", "RunScriptNow"])
+    text = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    body = '<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><%s xmlns="http://tempuri.org/"><computerId>%d</computerId><command>2</command><parameters>%s</parameters></%s></soap:Body></soap:Envelope>' % (op, R4.randint(1, 9999), text, op)
+    B(req("POST", "/LabTech/ControlCenter.asmx", "Control Center SOAP command (files)", [["user-agent", "Mozilla/4.0 (compatible; MSIE 6.0; MS Web Services Client Protocol 4.0.30319.42000)"], ["soapaction", '"http://tempuri.org/%s"' % op]],
+          "text/xml; charset=utf-8", body))
+A(req("POST", "/cwa/api/v1/Computers/%d/CommandExecute" % R4.randint(1, 9999), "command injection in another member of a command", API_HEADERS[:2], "application/json",
+      json.dumps({"Command": {"Id": 2, "Name": "x; cat /etc/passwd"}, "Parameters": ["ipconfig"]})))
+A(req("POST", "/cwa/api/v1/Computers/%d/Notes" % R4.randint(1, 9999), "command in Parameters outside the command endpoint", API_HEADERS[:2], "application/json",
+      json.dumps({"Parameters": ["x; cat /etc/passwd"]})))
+A(req("GET", "/LabTech/ControlCenter.asmx?wsdl=../../../../windows/win.ini", "file access in the query of the Control Center endpoint"))
+A(req("GET", "/cwa/api/v1/Computers/%d/CommandExecute?Parameters=%s" % (R4.randint(1, 9999), q("x;cat /etc/shadow")), "command injection in a query argument of the command endpoint"))
+
 with open("attacks.jsonl", "w") as f:
     for a in attacks:
         f.write(json.dumps(a) + "\n")

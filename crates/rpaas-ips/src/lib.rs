@@ -2,10 +2,12 @@
 //! a [`RuleSet`]: per phase a plan of transform chains and multi-pattern automata (`engine`,
 //! `scan`), so a request's text is scanned once for all the rules that look at it.
 //! [`inspect`] scores a request (or its body, or a response) against a rule set with an
-//! instance's [`Settings`] (mode, threshold, disabled rules, scoped exclusions).
+//! instance's [`Settings`] (mode, threshold, disabled rules, scoped exclusions, and the
+//! shipped [`automate`] exclusions).
 //! [`limits`] holds the token buckets and the ban table; it is given the time, never reads it.
 #![forbid(unsafe_code)]
 
+pub mod automate;
 mod engine;
 pub mod input;
 pub mod limits;
@@ -102,14 +104,29 @@ pub enum Mode {
     Off,
 }
 
-/// Scoped tuning: ignore `rules` where all the given scopes match.
+/// Scoped tuning: ignore `rules` (and rules carrying one of `tags`) where all the given
+/// scopes match.
 #[derive(Debug, Clone, Default)]
 pub struct Exclusion {
     pub rules: Vec<u32>,
+    /// Rule tags (`rce`, `lfi`, ...): every rule with one of them, whichever file it is from.
+    pub tags: Vec<String>,
     pub classes: Option<Vec<TrafficClass>>,
     pub paths: Option<Vec<PathPattern>>,
-    /// Argument names (for matches in `args`/`arg_names`).
+    /// Argument names, without case as ASP.NET reads them (for matches in `args`/`arg_names`;
+    /// in a whole query or body, the match must survive their removal).
     pub args: Option<Vec<String>>,
+    /// Only matches in these targets (`None`: any).
+    pub targets: Option<Vec<Target>>,
+    /// Only in this part of the request (`None`: head and body; a scoped exclusion never
+    /// covers a response rule).
+    pub scope: Option<Scope>,
+}
+
+impl Exclusion {
+    fn covers_rule(&self, rule: &Rule) -> bool {
+        self.rules.contains(&rule.id) || rule.tags.iter().any(|t| self.tags.contains(t))
+    }
 }
 
 /// An instance's IPS settings.
@@ -123,12 +140,13 @@ pub struct Settings {
 }
 
 impl Default for Settings {
+    /// Blocking at score 5, with the shipped Automate exclusions ([`automate::exclusions`]).
     fn default() -> Self {
         Self {
             mode: Mode::Block,
             threshold: 5,
             disabled: HashSet::new(),
-            exclusions: Vec::new(),
+            exclusions: automate::exclusions(),
         }
     }
 }
@@ -326,19 +344,22 @@ enum Cover<'s> {
 
 fn covered<'s>(
     settings: &'s Settings,
-    rule: u32,
+    rule: &Rule,
     class: TrafficClass,
     path: &str,
     target: &Target,
     name: Option<&str>,
+    scope: Option<Scope>,
 ) -> Cover<'s> {
-    if settings.disabled.contains(&rule) {
+    if settings.disabled.contains(&rule.id) {
         return Cover::All;
     }
     let mut strip = Vec::new();
     for e in &settings.exclusions {
-        if !(e.rules.contains(&rule)
+        if !(e.covers_rule(rule)
             && e.classes.as_ref().is_none_or(|c| c.contains(&class))
+            && e.targets.as_ref().is_none_or(|ts| ts.contains(target))
+            && e.scope.is_none_or(|s| Some(s) == scope)
             && e.paths
                 .as_ref()
                 .is_none_or(|ps| ps.iter().any(|p| p.matches(path))))
@@ -348,7 +369,7 @@ fn covered<'s>(
         match (&e.args, target) {
             (None, _) => return Cover::All,
             (Some(args), Target::Args | Target::ArgNames)
-                if name.is_some_and(|n| args.iter().any(|a| a == n)) =>
+                if name.is_some_and(|n| args.iter().any(|a| a.eq_ignore_ascii_case(n))) =>
             {
                 return Cover::All;
             }
@@ -379,14 +400,14 @@ fn without_args(text: &str, args: &[&str], req: &RequestData, target: &Target) -
             .split('&')
             .filter(|p| {
                 let n = p.split_once('=').map_or(*p, |(n, _)| n);
-                !args.contains(&n)
+                !args.iter().any(|a| a.eq_ignore_ascii_case(n))
             })
             .collect::<Vec<_>>()
             .join("&");
     }
     let mut out = text.to_string();
     for (k, v) in &req.body_args {
-        if v.is_empty() || !args.contains(&k.as_str()) {
+        if v.is_empty() || !args.iter().any(|a| a.eq_ignore_ascii_case(k)) {
             continue;
         }
         let json = serde_json::to_string(v).unwrap_or_default();
@@ -407,11 +428,12 @@ pub fn inspect(rs: &RuleSet, settings: &Settings, req: &RequestData, scope: Scop
     };
     let keep = |i: usize, t: &Target, name: Option<&str>, raw: &str| match covered(
         settings,
-        rs.rules[i].id,
+        &rs.rules[i],
         req.class,
         &req.path,
         t,
         name,
+        Some(scope),
     ) {
         Cover::None => true,
         Cover::All => false,
@@ -476,7 +498,7 @@ pub fn inspect_response(
     };
     let keep = |i: usize, t: &Target, name: Option<&str>, _: &str| {
         matches!(
-            covered(settings, rs.rules[i].id, class, path, t, name),
+            covered(settings, &rs.rules[i], class, path, t, name, None),
             Cover::None
         )
     };

@@ -94,6 +94,7 @@ fn disable_and_scoped_exclusions() {
             classes: Some(vec![TrafficClass::Api]),
             paths: Some(vec![PathPattern::parse("/cwa/api/v1/computers").unwrap()]),
             args: Some(vec!["condition".into()]),
+            ..Default::default()
         }],
         ..Default::default()
     };
@@ -262,4 +263,61 @@ fn a_payload_split_across_duplicate_arguments_is_judged_joined() {
     let apart = "/automate/reports?a=1%20union%20/*&b=*/%20select%201,2,3";
     let o = inspect(&r, &s, &req("GET", apart, TrafficClass::Other), Scope::Head);
     assert!(!o.ids().contains(&942100), "{:?}", o.matches);
+}
+
+fn with_body(method: &str, target: &str, class: TrafficClass, ct: &str, body: &str) -> RequestData {
+    let mut r = req(method, target, class);
+    r.set_body(ct, body.as_bytes());
+    r
+}
+
+fn verdict(s: &Settings, r: &RequestData) -> Verdict {
+    let rs = rs();
+    let mut o = inspect(&rs, s, r, Scope::Head);
+    o.merge(inspect(&rs, s, r, Scope::Body), s);
+    o.verdict
+}
+
+#[test]
+fn tag_exclusions_cover_every_rule_of_the_family_in_their_scope_only() {
+    let cmd = r#"{"Command":{"Id":2},"parameters":["cat /etc/os-release; uname -a"]}"#;
+    let ok = with_body(
+        "POST",
+        "/cwa/api/v1/Computers/12/CommandExecute",
+        TrafficClass::Api,
+        "application/json",
+        cmd,
+    );
+    // Shipped: the argument name matches without case, as ASP.NET binds it.
+    assert_eq!(verdict(&Settings::default(), &ok), Verdict::Pass);
+    let bare = Settings {
+        exclusions: Vec::new(),
+        ..Default::default()
+    };
+    assert_eq!(verdict(&bare, &ok), Verdict::Block, "the rules do fire");
+    // Another family in the same argument is still read.
+    let xss = with_body(
+        "POST",
+        "/cwa/api/v1/Computers/12/CommandExecute",
+        TrafficClass::Api,
+        "application/json",
+        r#"{"Parameters":["<script>alert(1)</script>"]}"#,
+    );
+    assert_eq!(verdict(&Settings::default(), &xss), Verdict::Block);
+    // A target restriction: the Control Center's body, not its query.
+    let soap_body = with_body(
+        "POST",
+        "/LabTech/ControlCenter.asmx",
+        TrafficClass::ControlCenter,
+        "text/xml",
+        r"<x><parameters>type C:\Windows\Temp\setup.log</parameters></x>",
+    );
+    assert_eq!(verdict(&Settings::default(), &soap_body), Verdict::Pass);
+    assert_eq!(verdict(&bare, &soap_body), Verdict::Block);
+    let soap_query = req(
+        "GET",
+        "/LabTech/ControlCenter.asmx?f=../../windows/win.ini",
+        TrafficClass::ControlCenter,
+    );
+    assert_eq!(verdict(&Settings::default(), &soap_query), Verdict::Block);
 }

@@ -211,6 +211,29 @@ fn crs_refuses_attacks_and_forwards_automate_traffic() {
             ),
         ),
         ("portal", get(&node, &fx, HOST_A, "/automate/computers?page=2", "")),
+        (
+            "technician command",
+            post(
+                &node,
+                &fx,
+                HOST_A,
+                "/cwa/api/v1/Computers/12/CommandExecute",
+                "application/json",
+                br#"{"Command":{"Id":2},"Parameters":["cat /etc/os-release; uname -a"]}"#,
+            ),
+        ),
+        (
+            "soap command",
+            post_with(
+                &node,
+                &fx,
+                HOST_A,
+                "/LabTech/ControlCenter.asmx",
+                "text/xml; charset=utf-8",
+                "SOAPAction: \"http://tempuri.org/SendCommand\"\r\n",
+                br#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><SendCommand xmlns="http://tempuri.org/"><computerId>12</computerId><parameters>type C:\Windows\Temp\setup.log</parameters></SendCommand></soap:Body></soap:Envelope>"#,
+            ),
+        ),
     ];
     for (what, r) in &benign {
         assert_ne!(r.status, 403, "{what}: {}", r.text());

@@ -471,3 +471,72 @@ fn urls_in_browser_headers_are_read_as_urls() {
         assert_eq!(r.status, 403, "{value}: {r:?}");
     }
 }
+
+#[test]
+fn technician_commands_are_forwarded_and_injection_beside_them_is_not() {
+    let up = Upstream::start();
+    let fx = fixture();
+    let node = Node::start(bin(), fx.path(), &config(up.addr, "", ""));
+    // Commands naming OS files, over REST and the Control Center's SOAP: what a technician
+    // sends (the shipped Automate exclusions).
+    for cmd in [
+        "cat /etc/os-release; uname -a",
+        r"Get-ChildItem C:\Windows\Temp",
+        r"type C:\Windows\System32\drivers\etc\hosts",
+    ] {
+        let body = serde_json::json!({"Command": {"Id": 2}, "Parameters": [cmd]}).to_string();
+        let r = post_as(
+            &node,
+            &fx,
+            HOST_A,
+            OFFICE,
+            "/cwa/api/v1/Computers/12/CommandExecute",
+            "application/json",
+            &body,
+        );
+        assert_ne!(r.status, 403, "{cmd}: {}", r.text());
+        let soap = format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><SendCommand xmlns="http://tempuri.org/"><computerId>12</computerId><parameters>{cmd}</parameters></SendCommand></soap:Body></soap:Envelope>"#
+        );
+        let r = post_as(
+            &node,
+            &fx,
+            HOST_A,
+            OFFICE,
+            "/LabTech/ControlCenter.asmx",
+            "text/xml; charset=utf-8",
+            &soap,
+        );
+        assert_ne!(r.status, 403, "SOAP {cmd}: {}", r.text());
+    }
+    // The same shapes outside what the exclusions name stay refused: another member of the
+    // command, `Parameters` on another endpoint, file access in the SOAP endpoint's query.
+    let r = post_as(
+        &node,
+        &fx,
+        HOST_A,
+        OFFICE,
+        "/cwa/api/v1/Computers/12/CommandExecute",
+        "application/json",
+        r#"{"Command": {"Id": 2, "Name": "x; cat /etc/passwd"}, "Parameters": ["ipconfig"]}"#,
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = post_as(
+        &node,
+        &fx,
+        HOST_A,
+        OFFICE,
+        "/cwa/api/v1/Computers/12/Notes",
+        "application/json",
+        r#"{"Parameters": ["x; cat /etc/passwd"]}"#,
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = get_as(
+        &node,
+        &fx,
+        HOST_A,
+        OFFICE,
+        "/LabTech/ControlCenter.asmx?wsdl=../../../../windows/win.ini",
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+}
