@@ -16,5 +16,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 [ -s data/country.mmdb ] || scripts/fetch-geoip.sh || true
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
-cargo build --release -q -p rpaas -p rpaas-bare-proxy
+# The same package set as robustness/run.sh, so whichever runs second builds nothing.
+cargo build --release -q -p rpaas -p test-support -p rpaas-bare-proxy
 exec python3 bench/harness.py "$@"

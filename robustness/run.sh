@@ -15,5 +15,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
-cargo build --release -q -p rpaas -p test-support
+# The same package set as bench/run.sh, so whichever runs second builds nothing.
+cargo build --release -q -p rpaas -p test-support -p rpaas-bare-proxy
 exec python3 robustness/suite.py "$@"

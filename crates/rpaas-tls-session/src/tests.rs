@@ -265,3 +265,14 @@ fn the_sni_is_read_as_openssl_reads_it() {
     truncated.pop();
     assert_eq!(keys::sni_host_name(&truncated), None);
 }
+
+#[test]
+fn hmac_is_rfc_4231() {
+    // RFC 4231 test case 2 (key "Jefe"), through the same function the keys come from.
+    let out = keys::hmac_for_test(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
+    let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        hex,
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+}

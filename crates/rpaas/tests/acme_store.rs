@@ -1,8 +1,8 @@
 //! The control store as the ACME state of a fleet, on both backends (a SQLite file and a
 //! throwaway cluster of Debian's PostgreSQL): what one node writes another reads; the issuer
 //! lease has one holder at a time, is re-entrant for its holder, frees itself when it runs out
-//! and is released only by its holder; challenge responses past their expiry are not served; a shared secret is
-//! the first node's for every node.
+//! and is released only by its holder; challenge responses past their expiry are not served;
+//! a shared secret is the first node's for every node.
 
 use std::sync::Arc;
 use std::time::Duration;
