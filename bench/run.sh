@@ -16,6 +16,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 [ -s data/country.mmdb ] || scripts/fetch-geoip.sh || true
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
-# The same package set as robustness/run.sh, so whichever runs second builds nothing.
-cargo build --release -q -p rpaas -p test-support -p rpaas-bare-proxy
+# The command scripts/test.sh builds with (RPAAS_TEST_PROFILE=release in CI): nothing to
+# build again after it.
+cargo build --release -q --workspace --bins
 exec python3 bench/harness.py "$@"

@@ -15,6 +15,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
-# The same package set as bench/run.sh, so whichever runs second builds nothing.
-cargo build --release -q -p rpaas -p test-support -p rpaas-bare-proxy
+# The command scripts/test.sh builds with (RPAAS_TEST_PROFILE=release in CI): nothing to
+# build again after it.
+cargo build --release -q --workspace --bins
 exec python3 robustness/suite.py "$@"

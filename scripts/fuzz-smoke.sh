@@ -14,7 +14,7 @@ SECONDS_EACH="${FUZZ_SECONDS:-15}"
 
 if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
   echo "installing cargo-fuzz $CARGO_FUZZ_VERSION"
-  cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
+  scripts/install-tool.sh cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
 fi
 
 # cargo-fuzz is made for nightly, which the sanitizers need. Without one (a toolchain may not

@@ -13,11 +13,11 @@ CARGO_MACHETE_VERSION=0.9.2
 
 if ! cargo deny --version 2>/dev/null | grep -q "$CARGO_DENY_VERSION"; then
   echo "installing cargo-deny $CARGO_DENY_VERSION"
-  cargo install cargo-deny --locked --version "$CARGO_DENY_VERSION"
+  scripts/install-tool.sh cargo-deny --locked --version "$CARGO_DENY_VERSION"
 fi
 if ! cargo machete --version 2>/dev/null | grep -q "$CARGO_MACHETE_VERSION"; then
   echo "installing cargo-machete $CARGO_MACHETE_VERSION"
-  cargo install cargo-machete --locked --version "$CARGO_MACHETE_VERSION"
+  scripts/install-tool.sh cargo-machete --locked --version "$CARGO_MACHETE_VERSION"
 fi
 
 # Errors in full; warnings (crates in two versions, see deny.toml) only counted: list them with

@@ -474,6 +474,7 @@ async fn run(
     relays.commit(&shared, relay_sockets);
     tasks.push(tokio::spawn(sweep_flows(shared.clone())));
     tasks.push(tokio::spawn(resolve_upstreams(shared.clone())));
+    tasks.push(tokio::spawn(crate::conn::scrub::trim_released_memory()));
     tracing::info!(
         target: "rpaas::node",
         event = "started",

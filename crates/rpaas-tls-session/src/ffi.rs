@@ -1,6 +1,6 @@
 //! The unsafe surface: what the safe `openssl` bindings lack. The ticket-key callback (legacy
-//! form, still in OpenSSL 3), the per-connection session id context, the session timeout, and
-//! reading one raw ClientHello extension. Nothing here panics across the FFI boundary.
+//! form, still in OpenSSL 3), the per-connection session id context, the session timeout,
+//! reading one raw ClientHello extension, and `malloc_trim` for memory idle connections freed. Nothing here panics across the FFI boundary.
 
 use std::ffi::{c_int, c_long, c_uchar, c_uint};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -21,6 +21,18 @@ const SERVER_NAME: c_uint = 0;
 extern "C" {
     fn SSL_set_session_id_context(ssl: *mut SSL, sid_ctx: *const c_uchar, len: c_uint) -> c_int;
     fn SSL_CTX_set_timeout(ctx: *mut SSL_CTX, t: c_long) -> c_long;
+}
+
+/// Hands the allocator's free pages back to the system (glibc `malloc_trim`): buffers freed
+/// by idle connections sit between live allocations, where `free` alone keeps them resident.
+/// Takes the allocator's locks while it walks its free lists: call it now and then, from a
+/// blocking thread, not per connection.
+pub fn trim_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases memory the allocator holds free.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// The session id context of one connection (before OpenSSL looks for its session).
@@ -99,6 +111,38 @@ pub(crate) fn set_ticket_key_callback(builder: &mut SslContextBuilder, idx: Inde
     }
 }
 
+/// Sets up the ticket's cipher (AES-256-CBC, to seal or to open) and its HMAC-SHA256.
+///
+/// # Safety
+/// `cipher` and `hmac` are the contexts OpenSSL passed to the ticket callback and `iv` points
+/// to 16 bytes.
+unsafe fn init(
+    cipher: *mut EVP_CIPHER_CTX,
+    hmac: *mut HMAC_CTX,
+    keys: &crate::EpochKeys,
+    iv: *const c_uchar,
+    seal: bool,
+) -> bool {
+    // SAFETY: as the caller promises; the keys are 32 bytes each.
+    unsafe {
+        openssl_sys::EVP_CipherInit_ex(
+            cipher,
+            openssl_sys::EVP_aes_256_cbc(),
+            std::ptr::null_mut(),
+            keys.aes.as_ptr(),
+            iv,
+            c_int::from(seal),
+        ) == 1
+            && openssl_sys::HMAC_Init_ex(
+                hmac,
+                keys.hmac.as_ptr().cast(),
+                32,
+                openssl_sys::EVP_sha256(),
+                std::ptr::null_mut(),
+            ) == 1
+    }
+}
+
 /// OpenSSL's ticket-key callback: `enc = 1` to issue a ticket (name, IV, keys of the current
 /// epoch), `enc = 0` to open one (1 = keys found, 2 = found and renew it, 0 = unknown: a full
 /// handshake). A connection without a scope gets no ticket and resumes none.
@@ -125,27 +169,7 @@ unsafe extern "C" fn ticket_key_cb(
             if enc == 1 {
                 let keys = state.current();
                 std::ptr::copy_nonoverlapping(keys.name.as_ptr(), key_name, 16);
-                if openssl_sys::RAND_bytes(iv, 16) != 1 {
-                    return -1;
-                }
-                if openssl_sys::EVP_EncryptInit_ex(
-                    cipher,
-                    openssl_sys::EVP_aes_256_cbc(),
-                    std::ptr::null_mut(),
-                    keys.aes.as_ptr(),
-                    iv,
-                ) != 1
-                {
-                    return -1;
-                }
-                if openssl_sys::HMAC_Init_ex(
-                    hmac,
-                    keys.hmac.as_ptr().cast(),
-                    32,
-                    openssl_sys::EVP_sha256(),
-                    std::ptr::null_mut(),
-                ) != 1
-                {
+                if openssl_sys::RAND_bytes(iv, 16) != 1 || !init(cipher, hmac, keys, iv, true) {
                     return -1;
                 }
                 1
@@ -155,24 +179,7 @@ unsafe extern "C" fn ticket_key_cb(
                 let Some((keys, renew)) = state.for_ticket(&name) else {
                     return 0;
                 };
-                if openssl_sys::HMAC_Init_ex(
-                    hmac,
-                    keys.hmac.as_ptr().cast(),
-                    32,
-                    openssl_sys::EVP_sha256(),
-                    std::ptr::null_mut(),
-                ) != 1
-                {
-                    return -1;
-                }
-                if openssl_sys::EVP_DecryptInit_ex(
-                    cipher,
-                    openssl_sys::EVP_aes_256_cbc(),
-                    std::ptr::null_mut(),
-                    keys.aes.as_ptr(),
-                    iv,
-                ) != 1
-                {
+                if !init(cipher, hmac, keys, iv, false) {
                     return -1;
                 }
                 if renew {

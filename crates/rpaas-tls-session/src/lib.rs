@@ -21,6 +21,10 @@
 //! The caller's SNI callback must check with [`scope`] that the instance it picked is the one
 //! the session was scoped to (the two parses of the SNI agree by construction; the check makes
 //! a disagreement a failed handshake rather than a cross-instance session).
+//!
+//! OpenSSL's own record buffers need nothing here: the `openssl` crate's acceptor sets
+//! `SSL_MODE_RELEASE_BUFFERS`, so they are freed after every record. [`trim_allocator`]
+//! returns the memory idle connections free to the system.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,6 +37,7 @@ use openssl::ssl::{ClientHelloResponse, Ssl, SslContextBuilder, SslRef, SslSessi
 mod ffi;
 mod keys;
 
+pub use ffi::trim_allocator;
 pub use keys::{EpochKeys, Scope, Secret};
 
 /// Sessions kept per listener for clients that resume by session id (TLS 1.2 without tickets).

@@ -102,6 +102,22 @@ fn connect(
     sni: &str,
     session: Option<&SslSession>,
 ) -> (bool, SslSession) {
+    let mut tls = handshake(addr, client, sni, session);
+    let mut byte = [0u8; 1];
+    tls.read_exact(&mut byte).expect("read");
+    let reused = tls.ssl().session_reused();
+    let sess = tls.ssl().session().expect("session").to_owned();
+    let _ = tls.shutdown();
+    (reused, sess)
+}
+
+/// A finished handshake with `sni`, offering `session`.
+fn handshake(
+    addr: std::net::SocketAddr,
+    client: Client,
+    sni: &str,
+    session: Option<&SslSession>,
+) -> openssl::ssl::SslStream<TcpStream> {
     let mut c = SslConnector::builder(SslMethod::tls_client()).expect("connector");
     c.set_verify(SslVerifyMode::NONE);
     match client {
@@ -128,12 +144,7 @@ fn connect(
     tcp.set_read_timeout(Some(Duration::from_secs(10))).ok();
     let mut tls = openssl::ssl::SslStream::new(ssl, tcp).expect("stream");
     tls.connect().expect("handshake");
-    let mut byte = [0u8; 1];
-    tls.read_exact(&mut byte).expect("read");
-    let reused = tls.ssl().session_reused();
-    let sess = tls.ssl().session().expect("session").to_owned();
-    let _ = tls.shutdown();
-    (reused, sess)
+    tls
 }
 
 fn fixed_secret(b: u8) -> Secret {

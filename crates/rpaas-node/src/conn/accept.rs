@@ -224,7 +224,15 @@ async fn handle_tls<A>(
     let local = tcp.local_addr().ok();
     let mut stream = L4Stream::from(tcp);
 
-    let prelude = match tokio::time::timeout(timeout, read_prelude(&mut stream, want_proxy)).await {
+    // The prelude and the handshake run boxed: their futures (a 4 KiB read chunk, OpenSSL's
+    // handshake state) would otherwise be part of the connection's task for as long as it
+    // lives, idle or not.
+    let prelude = match tokio::time::timeout(
+        timeout,
+        Box::pin(read_prelude(&mut stream, want_proxy)),
+    )
+    .await
+    {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => {
             handshake_failed(
@@ -299,11 +307,11 @@ async fn handle_tls<A>(
     });
     let hs = tokio::time::timeout(
         timeout,
-        pingora::protocols::tls::server::handshake_with_callback(
+        Box::pin(pingora::protocols::tls::server::handshake_with_callback(
             acceptor,
             crate::conn::bufio::BufIo::new(stream),
             &callbacks,
-        ),
+        )),
     )
     .await;
     let tls = match hs {
@@ -352,7 +360,7 @@ async fn handle_tls<A>(
         );
     }
     let h2 = tls.ssl().selected_alpn_protocol() == Some(b"h2");
-    let mut client = crate::conn::scrub::Scrubbed::new(Box::new(tls));
+    let mut client = crate::conn::scrub::Scrubbed::new(tls);
     if !h2 {
         client = client.with_head_deadline(header_timeout);
     }

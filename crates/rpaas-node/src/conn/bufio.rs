@@ -38,6 +38,19 @@ impl BufIo {
         }
     }
 
+    /// Frees the buffers while the connection idles (nothing unread, nothing unsent); they
+    /// are allocated again by the next read or write.
+    pub fn release_idle(&mut self) {
+        if self.rpos == self.rlen {
+            self.rbuf = None;
+            self.rpos = 0;
+            self.rlen = 0;
+        }
+        if self.wbuf.is_empty() {
+            self.wbuf = Vec::new();
+        }
+    }
+
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         super::poll_write_out(&mut self.inner, &mut self.wbuf, cx)
     }

@@ -8,7 +8,14 @@
 //!   instructions);
 //! * a deadline for the first request head on HTTP/1 connections (slowloris): Pingora's
 //!   timeouts are per read, so a client sending a byte every few seconds would hold the
-//!   connection forever. Once the head's blank line has arrived, the deadline is dropped.
+//!   connection forever. Once the head's blank line has arrived, the deadline is dropped;
+//! * buffers released while a connection idles: once nothing has been read or written for
+//!   [`IDLE_RELEASE`] and the client is waited for, the buffers under TLS
+//!   ([`crate::conn::bufio`], 8 KiB and more) and the gathered-write buffer are freed; they
+//!   come back with the next request (OpenSSL's own record buffers are freed after every
+//!   record already: `SSL_MODE_RELEASE_BUFFERS`). Agents hold a connection open between check-ins,
+//!   so this is most of what an idle agent costs. One timer per connection, re-armed at most
+//!   once per period whatever the request rate (activity is counted, not timed).
 //!
 //! Only a write that begins an HTTP/1.x response head *and* carries the exact header line is
 //! changed: responses that went through `response_filter` have no `Server` header left, so the
@@ -21,8 +28,35 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora::protocols::{Peek, Shutdown, Stream};
+use pingora::protocols::{Peek, Shutdown};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::conn::bufio::BufIo;
+
+/// The client connection under the wrappers: TLS over the buffered TCP stream.
+pub type TlsClient = pingora::protocols::tls::SslStream<BufIo>;
+
+/// How long a connection must be idle before its buffers are released.
+pub const IDLE_RELEASE: Duration = Duration::from_secs(5);
+
+/// Connections that released their buffers since the allocator was last trimmed.
+static RELEASED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Every [`IDLE_RELEASE`], if connections released buffers, hands the freed pages back to the
+/// system (they sit between live allocations, where `free` alone keeps them resident). Runs
+/// for the node's lifetime.
+pub async fn trim_released_memory() {
+    let mut every = tokio::time::interval(IDLE_RELEASE);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let released = RELEASED.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if released > 0 {
+            tracing::debug!(target: "rpaas::idle", released, "idle connections released their buffers");
+            let _ = tokio::task::spawn_blocking(rpaas_tls_session::trim_allocator).await;
+        }
+    }
+}
 
 const NEEDLE: &[u8] = b"\r\nServer: Pingora\r\n";
 
@@ -64,20 +98,89 @@ const MAX_HEAD: usize = 1 << 20;
 /// the buffer under TLS ([`crate::conn::bufio`]) already waits for those flushes.
 const GATHER: usize = 16 * 1024;
 
+/// When to release an idle connection's buffers (see the module header).
+#[derive(Default)]
+struct IdleRelease {
+    /// Allocated at the first wait for the client.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Reads and writes that moved bytes.
+    activity: u64,
+    /// `activity` when the timer was last armed.
+    armed_at: u64,
+    /// Released and nothing has happened since.
+    released: bool,
+}
+
+impl std::fmt::Debug for IdleRelease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdleRelease")
+            .field("activity", &self.activity)
+            .field("released", &self.released)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdleRelease {
+    fn active(&mut self) {
+        self.activity = self.activity.wrapping_add(1);
+        self.released = false;
+    }
+
+    /// Called when a read waits for the client: true once the connection has been idle for
+    /// a whole period (the caller releases), else the timer is (re)armed and polled.
+    fn idle_now(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.released {
+            return false;
+        }
+        let activity = self.activity;
+        if self.timer.is_none() {
+            self.armed_at = activity;
+            self.timer = Some(Box::pin(tokio::time::sleep(IDLE_RELEASE)));
+        }
+        let Some(timer) = self.timer.as_mut() else {
+            return false;
+        };
+        while timer.as_mut().poll(cx).is_ready() {
+            if self.armed_at == activity {
+                self.released = true;
+                return true;
+            }
+            self.armed_at = activity;
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + IDLE_RELEASE);
+        }
+        false
+    }
+}
+
 #[derive(Debug)]
 pub struct Scrubbed {
-    inner: Stream,
+    inner: TlsClient,
     pending: Vec<u8>,
     head: Option<HeadWatch>,
+    idle: IdleRelease,
 }
 
 impl Scrubbed {
-    pub fn new(inner: Stream) -> Self {
+    pub fn new(inner: TlsClient) -> Self {
         Self {
             inner,
             pending: Vec::new(),
             head: None,
+            idle: IdleRelease::default(),
         }
+    }
+
+    /// Frees what an idle connection does not need until its next request.
+    fn release_buffers(&mut self) {
+        if self.pending.is_empty() {
+            self.pending = Vec::new();
+        }
+        // OpenSSL's record buffers are already released after every record
+        // (`SSL_MODE_RELEASE_BUFFERS`, set by the openssl crate's acceptor).
+        self.inner.get_mut().release_idle();
+        RELEASED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Arms the first-request-head deadline (HTTP/1 only).
@@ -111,7 +214,13 @@ impl AsyncRead for Scrubbed {
             }
         }
         let before = buf.filled().len();
-        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        if Pin::new(&mut this.inner).poll_read(cx, buf)?.is_pending() {
+            if this.idle.idle_now(cx) {
+                this.release_buffers();
+            }
+            return Poll::Pending;
+        }
+        this.idle.active();
         if let Some(h) = this.head.as_mut() {
             let new = &buf.filled()[before..];
             if head_complete(h, new) {
@@ -148,6 +257,7 @@ impl AsyncWrite for Scrubbed {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.idle.active();
         if !self.pending.is_empty() && self.pending.len() + buf.len() > GATHER {
             ready!(self.poll_pending(cx))?;
         }
