@@ -42,7 +42,11 @@ impl Node {
         let mut child = Command::new(bin)
             .args(["serve", "--config"])
             .arg(&path)
-            .env("RPAAS_LOG", "info")
+            // A test that needs a debug target says so with RPAAS_TEST_NODE_LOG.
+            .env(
+                "RPAAS_LOG",
+                std::env::var("RPAAS_TEST_NODE_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
