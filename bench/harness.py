@@ -410,6 +410,7 @@ def main():
                     results.setdefault(sname, {}).setdefault(c, []).append(r)
                     print(f"{sname:22} {c:10} {r['rps']:10.0f} req/s p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms "
                           f"cpu/10k {r['cpu_s_per_10k']} s non2xx {r['non2xx']} err {r['socket_errors']}", flush=True)
+        paced = paced_latency(results, ports, tmp)
         h2 = {}
         for c in contenders:
             h2[c] = h2load(f"https://127.0.0.1:{ports[c]}/automate/small.bin", HOST_A, 20000 if QUICK else 100000)
@@ -418,7 +419,7 @@ def main():
         for c in ["rpaas", "nginx", "nginx_crs"]:
             idle[c] = idle_rss(procs[c], ports[c], IDLE_N, HOST_A)
             print(f"idle {c:10} {idle[c]}", flush=True)
-        report(results, h2, idle)
+        report(results, h2, idle, paced)
     finally:
         for p in procs.values():
             p.stop()
@@ -428,12 +429,37 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+PACE_MS = 5
+
+
+def paced_latency(results, ports, tmp):
+    """Latency at half of nginx's peak 1 KiB GET rate: every connection waits PACE_MS between
+    a response and its next request (wrk's `delay()`), with as many connections as give that
+    rate; the same offered load for every contender. p99 over `direct` is what the proxy adds."""
+    peak = median([r["rps"] for r in results.get("get_1k", {}).get("nginx", [])]) or 0
+    if not peak:
+        return {}
+    rate = peak / 2
+    conns = max(1, round(rate * PACE_MS / 1000))
+    script = f"{tmp}/paced.lua"
+    open(script, "w").write(f"function delay()\n  return {PACE_MS}\nend\n")
+    out = {"target_rps": round(rate), "conns": conns, "runs": {}}
+    for rep in range(REPEATS):
+        for c in ["direct", "nginx", "bare_pingora", "rpaas"]:
+            r = wrk(f"https://127.0.0.1:{ports[c]}/automate/small.bin", HOST_A, (), script, conns=conns)
+            out["runs"].setdefault(c, []).append(r)
+            print(f"paced {c:10} {r['rps']:10.0f} req/s p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms", flush=True)
+    out["median"] = {c: {k: median([r[k] for r in runs]) for k in ["rps", "p50_ms", "p99_ms"]}
+                     for c, runs in out["runs"].items()}
+    return out
+
+
 def median(xs):
     xs = sorted(x for x in xs if x is not None)
     return xs[len(xs) // 2] if xs else None
 
 
-def report(results, h2, idle):
+def report(results, h2, idle, paced=None):
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     summary = {}
     lines = [f"# rpaas benchmark {stamp}{' (quick)' if QUICK else ''}", "",
@@ -461,6 +487,15 @@ def report(results, h2, idle):
                      f"{ratio(r, per.get('nginx_crs', {}), 'cpu_s_per_10k')} | "
                      f"{ratio(per.get('rpaas_crs', {}), per.get('nginx_crs', {}), 'cpu_s_per_10k')} | "
                      f"{ratio(per.get('bare_pingora', {}), per.get('nginx', {}), 'cpu_s_per_10k')} |")
+    if paced and paced.get("median"):
+        d = paced["median"].get("direct", {})
+        lines += ["", f"Latency at half of nginx's peak get_1k rate ({paced['target_rps']} req/s offered: "
+                      f"{paced['conns']} connections, {PACE_MS} ms between a response and the next request):", "",
+                  "| contender | req/s | p50 ms | p99 ms | p99 added over direct, ms |", "|---|---|---|---|---|"]
+        for c, m in paced["median"].items():
+            added = (f"{m['p99_ms'] - d['p99_ms']:.3f}" if m.get("p99_ms") is not None and d.get("p99_ms") is not None
+                     else "-")
+            lines.append(f"| {c} | {m['rps']:.0f} | {m['p50_ms']} | {m['p99_ms']} | {added} |")
     lines += ["", "HTTP/2 (h2load -c16 -m10):", "", "| contender | req/s | 2xx of requests |", "|---|---|---|"]
     for c, v in h2.items():
         lines.append(f"| {c} | {v['rps']:.0f} | {v.get('status_2xx', 0)} / {v['requests']} |")
@@ -473,7 +508,8 @@ def report(results, h2, idle):
     md = "\n".join(lines) + "\n"
     out = os.path.join(ROOT, "bench", "results")
     os.makedirs(out, exist_ok=True)
-    json.dump({"stamp": stamp, "quick": QUICK, "results": results, "summary": summary, "h2": h2, "idle": idle},
+    json.dump({"stamp": stamp, "quick": QUICK, "results": results, "summary": summary, "h2": h2, "idle": idle,
+               "paced": paced},
               open(os.path.join(out, f"{stamp}.json"), "w"), indent=1)
     open(os.path.join(out, f"{stamp}.md"), "w").write(md)
     # A smoke run does not replace the last full run's table.
