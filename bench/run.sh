@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # rpaas against nginx, nginx + ModSecurity/CRS and no proxy, in one run, on loopback.
-#   bench/run.sh            full run (~15 min): 10 s runs, 3 repeats, 20k idle connections
+#   bench/run.sh            full run (~30 min): 10 s runs, 3 repeats, paced latency, 20k idle connections
 #   bench/run.sh --quick    smoke run (< 2 min), no thresholds asserted
 # Results: bench/results/<timestamp>.json and .md, and bench/results/latest.md
 set -euo pipefail
