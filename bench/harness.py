@@ -224,8 +224,8 @@ log = "{tmp}/{name}.access.log"
 threads = 1
 # The idle measure opens up to 20k connections (minutes on a busy machine) and holds them:
 # every contender keeps idle connections open longer than that (nginx the same). Pingora still
-# closes a connection that sends no request head within 60 s: the never-used figure divides
-# by the connections still open when RSS is read.
+# closes a connection that sends no request head within 60 s: a round in which any connection
+# was closed before RSS is read gets no figure.
 header_timeout = "600s"
 keepalive_timeout = "600s"
 geoip_db = "{geo}"
@@ -344,8 +344,11 @@ def idle_rss(proc, port, n, host):
         loop.close()
         time.sleep(1.0)
         key = "after_request" if request else "never_used"
-        out[key] = {"opened": len(conns), "opening_s": opening_s, "still_open": still_open, "rss_base_kib": base, "rss_held_kib": held,
-                    "kib_per_conn": round((held - base) / max(1, still_open), 2)}
+        # Memory of connections the server already closed is not all back with the OS: a
+        # figure from a round where any closed would be wrong either way, so it gets none.
+        per_conn = round((held - base) / max(1, len(conns)), 2) if still_open == len(conns) else None
+        out[key] = {"opened": len(conns), "opening_s": opening_s, "still_open": still_open,
+                    "rss_base_kib": base, "rss_held_kib": held, "kib_per_conn": per_conn}
     # The first figure under its old name, for earlier results' readers.
     out.update(out["never_used"])
     return out
@@ -449,8 +452,10 @@ PACE_MS = 5
 
 def paced_latency(results, ports, tmp):
     """Latency at half of nginx's peak 1 KiB GET rate: every connection waits PACE_MS between
-    a response and its next request (wrk's `delay()`), with as many connections as give that
-    rate; the same offered load for every contender. p99 over `direct` is what the proxy adds."""
+    a response and its next request (wrk's `delay()`), with as many connections as would give
+    that rate. The pacing is the same for every contender, but each connection waits for its
+    response, so a slower contender is offered less: the table shows the rate each got. p99 over
+    `direct` is what the proxy adds."""
     peak = median([r["rps"] for r in results.get("get_1k", {}).get("nginx", [])]) or 0
     if not peak:
         return {}
@@ -504,7 +509,7 @@ def report(results, h2, idle, paced=None):
                      f"{ratio(per.get('bare_pingora', {}), per.get('nginx', {}), 'cpu_s_per_10k')} |")
     if paced and paced.get("median"):
         d = paced["median"].get("direct", {})
-        lines += ["", f"Latency at half of nginx's peak get_1k rate ({paced['target_rps']} req/s offered: "
+        lines += ["", f"Latency at half of nginx's peak get_1k rate ({paced['target_rps']} req/s aimed at: "
                       f"{paced['conns']} connections, {PACE_MS} ms between a response and the next request):", "",
                   "| contender | req/s | p50 ms | p99 ms | p99 added over direct, ms |", "|---|---|---|---|---|"]
         for c, m in paced["median"].items():
@@ -519,8 +524,10 @@ def report(results, h2, idle, paced=None):
               "|---|---|---|---|---|"]
     for c, v in idle.items():
         after = v.get("after_request", {})
+        def kib(x):
+            return "- (some closed)" if x.get("kib_per_conn") is None else x["kib_per_conn"]
         lines.append(f"| {c} | {v['opened']} | {v.get('still_open', '-')} / {after.get('still_open', '-')} | "
-                     f"{v['kib_per_conn']} | {after.get('kib_per_conn', '-')} |")
+                     f"{kib(v)} | {kib(after) if after else '-'} |")
     md = "\n".join(lines) + "\n"
     out = os.path.join(ROOT, "bench", "results")
     os.makedirs(out, exist_ok=True)

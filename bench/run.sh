@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # rpaas against nginx, nginx + ModSecurity/CRS and no proxy, in one run, on loopback.
 #   bench/run.sh            full run (~30 min): 10 s runs, 3 repeats, paced latency, 20k idle connections
-#   bench/run.sh --quick    smoke run (< 2 min), no thresholds asserted
+#   bench/run.sh --quick    smoke run (~3-5 min), no thresholds asserted
 # Results: bench/results/<timestamp>.json and .md, and bench/results/latest.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
