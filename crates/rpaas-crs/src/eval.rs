@@ -190,12 +190,18 @@ fn run_rule<'s>(
         if hits.is_empty() {
             return Flow::Next;
         }
-        state.matched_vars = hits
-            .iter()
-            .map(|h| (h.name.clone(), h.value.clone()))
+        let mut hits = hits.into_iter();
+        let first = hits.next().map(|h| {
+            let excerpt = (h.name.clone(), h.excerpt);
+            ((h.name, h.value), excerpt)
+        });
+        let (first, excerpt) = first.unzip();
+        state.matched_vars = first
+            .into_iter()
+            .chain(hits.map(|h| (h.name, h.value)))
             .collect::<Vec<_>>()
             .into();
-        last_hit = hits.into_iter().next();
+        last_hit = excerpt;
     }
     if state.engine_off {
         return Flow::EndRequest;
@@ -205,10 +211,10 @@ fn run_rule<'s>(
             let ctx = Ctx { data, state, rule };
             String::from_utf8_lossy(&m.expand(&ctx)).into_owned()
         });
-        let (var_name, excerpt) = last_hit.map_or_else(Default::default, |h| {
+        let (var_name, excerpt) = last_hit.map_or_else(Default::default, |(name, excerpt)| {
             (
-                String::from_utf8_lossy(&h.name).into_owned(),
-                bounded(&h.excerpt),
+                String::from_utf8_lossy(&name).into_owned(),
+                bounded(&excerpt),
             )
         });
         state.matches.push(RuleMatch {
@@ -377,10 +383,8 @@ fn collect<'d>(target: &Target, data: &'d Data<'_>, state: &State<'_>, owned: &m
                 }
                 return;
             }
-            for (k, v) in map.entries() {
-                if target.sel.matches(k.as_bytes()) {
-                    owned.push((own(k.as_bytes()), own(v), None));
-                }
+            for (k, v) in map.entries_where(&|k| target.sel.matches(k.as_bytes())) {
+                owned.push((own(k.as_bytes()), own(v), None));
             }
             // Deterministic order for a deterministic engine.
             owned.sort();
@@ -457,12 +461,18 @@ fn multi_match(
     if let Some(c) = link.operator.run(raw, capture, &ctx) {
         return Some((c, raw.to_vec()));
     }
-    let mut value = raw.to_vec();
+    // Transformations that provably keep the value (from its bytes) are not called.
+    let mut value = Cow::Borrowed(raw);
+    let mut bytes = crate::bytes::ByteSet::of(raw);
     for t in &link.transforms {
+        if t.keeps(&value, &bytes) {
+            continue;
+        }
         if let Some(v) = t.apply(&value) {
-            value = v;
+            bytes = crate::bytes::ByteSet::of(&v);
+            value = Cow::Owned(v);
             if let Some(c) = link.operator.run(&value, capture, &ctx) {
-                return Some((c, value));
+                return Some((c, value.into_owned()));
             }
         }
     }
@@ -470,34 +480,39 @@ fn multi_match(
 }
 
 fn run_actions<'s>(rule: &'s Rule, link: &'s Link, data: &Data<'_>, state: &mut State<'s>) {
+    let mut key_buf = Vec::new();
+    let mut value = Vec::new();
     for sv in &link.setvars {
-        let (key, value) = {
+        let key = {
             let ctx = Ctx { data, state, rule };
-            let key = String::from_utf8_lossy(&sv.key.expand(&ctx)).to_ascii_lowercase();
-            let value = match &sv.op {
-                COp::Set(v) | COp::Add(v) | COp::Sub(v) => Some(v.expand(&ctx)),
-                COp::Delete => None,
-            };
-            (key, value)
+            value.clear();
+            if let COp::Set(v) | COp::Add(v) | COp::Sub(v) = &sv.op {
+                v.expand_into(&ctx, &mut value);
+            }
+            // Keys are lower-cased at load; only a macro's expansion can bring upper case.
+            match sv.key.literal() {
+                Some(k) => String::from_utf8_lossy(k),
+                None => {
+                    key_buf.clear();
+                    sv.key.expand_into(&ctx, &mut key_buf);
+                    Cow::Owned(String::from_utf8_lossy(&key_buf).to_ascii_lowercase())
+                }
+            }
         };
         let map = state.collection_mut(sv.collection);
-        match (&sv.op, value) {
-            (COp::Set(_), Some(v)) => {
-                map.insert(key, v);
-            }
-            (COp::Add(_) | COp::Sub(_), Some(v)) => {
+        match &sv.op {
+            COp::Set(_) => map.set(&key, |v| v.extend_from_slice(&value)),
+            COp::Add(_) | COp::Sub(_) => {
                 let cur = map.get(&key).map_or(0, state::atoi);
-                let delta = state::atoi(&v);
+                let delta = state::atoi(&value);
                 let new = if matches!(sv.op, COp::Add(_)) {
                     cur.saturating_add(delta)
                 } else {
                     cur.saturating_sub(delta)
                 };
-                map.insert(key, new.to_string().into_bytes());
+                map.set(&key, |v| state::itoa(new, v));
             }
-            _ => {
-                map.remove(&key);
-            }
+            COp::Delete => map.remove(&key),
         }
     }
     for c in &link.ctls {

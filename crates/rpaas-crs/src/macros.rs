@@ -82,11 +82,17 @@ impl Expandable {
 
     pub fn expand(&self, resolver: &dyn Resolve) -> Vec<u8> {
         let mut out = Vec::new();
+        self.expand_into(resolver, &mut out);
+        out
+    }
+
+    /// Appends the expansion to `out` (a buffer the caller reuses).
+    pub fn expand_into(&self, resolver: &dyn Resolve, out: &mut Vec<u8>) {
         for p in &self.parts {
             match p {
                 Part::Lit(l) => out.extend_from_slice(l),
                 Part::Var(r) => {
-                    if !resolver.resolve(r, &mut out) {
+                    if !resolver.resolve(r, out) {
                         out.extend_from_slice(b"%{");
                         out.extend_from_slice(r.collection.as_bytes());
                         if let Some(k) = &r.key {
@@ -98,7 +104,6 @@ impl Expandable {
                 }
             }
         }
-        out
     }
 }
 

@@ -15,7 +15,9 @@
 
 use std::collections::HashMap;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind};
 
 use super::{Collection, Rule, Scalar, Target, Var};
 use crate::bytes::ByteSet;
@@ -25,19 +27,30 @@ use crate::transform::Transform;
 /// `slots[starts[i]..starts[i + 1]]`.
 #[derive(Debug)]
 pub(crate) struct Scanner {
-    pub ac: AhoCorasick,
+    dfa: DFA,
+    start: StateID,
     starts: Vec<u32>,
     slots: Vec<u32>,
 }
 
 impl Scanner {
-    /// Sets the bit of every slot whose literal occurs in `text`.
+    /// Sets the bit of every slot whose literal occurs in `text`: one DFA transition per
+    /// byte; at a match state, every pattern that ends there (the DFA's match states hold
+    /// their suffixes' patterns too, so this is the overlapping search without its per-match
+    /// iterator).
     pub fn scan(&self, text: &[u8], bits: &mut [u64]) {
-        for m in self.ac.find_overlapping_iter(text) {
-            let p = m.pattern().as_usize();
-            let (a, b) = (self.starts[p] as usize, self.starts[p + 1] as usize);
-            for &s in &self.slots[a..b] {
-                bits[s as usize / 64] |= 1 << (s % 64);
+        let dfa = &self.dfa;
+        let mut sid = self.start;
+        for &b in text {
+            sid = dfa.next_state(Anchored::No, sid, b);
+            if dfa.is_special(sid) && dfa.is_match(sid) {
+                for i in 0..dfa.match_len(sid) {
+                    let p = dfa.match_pattern(sid, i).as_usize();
+                    let (a, z) = (self.starts[p] as usize, self.starts[p + 1] as usize);
+                    for &s in &self.slots[a..z] {
+                        bits[s as usize / 64] |= 1 << (s % 64);
+                    }
+                }
             }
         }
     }
@@ -191,13 +204,21 @@ fn scanner(mut lits: Vec<(Vec<u8>, u32)>) -> Option<Scanner> {
         slots.push(slot);
     }
     starts.push(u32::try_from(slots.len()).ok()?);
-    // Standard semantics: overlapping search reports every literal that occurs. A DFA: every
-    // distinct text is scanned once, and the set is small enough to tabulate.
-    let ac = AhoCorasickBuilder::new()
+    // Standard semantics: every literal that occurs is reported. A DFA: every distinct text
+    // is scanned once, and the set is small enough to tabulate. An unanchored DFA has no dead
+    // state to stop at, and no prefilter is consulted.
+    let dfa = DFA::builder()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::Standard)
-        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .prefilter(false)
+        .start_kind(aho_corasick::StartKind::Unanchored)
         .build(&patterns)
         .ok()?;
-    Some(Scanner { ac, starts, slots })
+    let start = dfa.start_state(Anchored::No).ok()?;
+    Some(Scanner {
+        dfa,
+        start,
+        starts,
+        slots,
+    })
 }

@@ -134,7 +134,9 @@ pub(crate) enum Sel {
     All,
     /// Lower-cased; compared ASCII-case-insensitively.
     Name(Vec<u8>),
-    Regex(regex::bytes::Regex),
+    /// With the literal the regex requires its subject to start with (ASCII case ignored),
+    /// tested first: most TX keys fail that without running the regex.
+    Regex(regex::bytes::Regex, Vec<u8>),
 }
 
 impl Sel {
@@ -142,9 +144,36 @@ impl Sel {
         match self {
             Self::All => true,
             Self::Name(n) => n.eq_ignore_ascii_case(name),
-            Self::Regex(r) => r.is_match(name),
+            Self::Regex(r, prefix) => {
+                name.len() >= prefix.len()
+                    && name[..prefix.len()].eq_ignore_ascii_case(prefix)
+                    && r.is_match(name)
+            }
         }
     }
+}
+
+/// The literal that every subject of `pattern` starts with: after a leading `^`, the run of
+/// letters, digits, `_` and `-` up to the first other character (without the last one when
+/// a quantifier that allows zero follows it). Empty when unsure: an alternation anywhere,
+/// no leading `^`.
+fn anchored_prefix(pattern: &str) -> Vec<u8> {
+    let Some(rest) = pattern.strip_prefix('^') else {
+        return Vec::new();
+    };
+    if pattern.contains('|') {
+        return Vec::new();
+    }
+    let bytes = rest.as_bytes();
+    let n = bytes
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        .count();
+    let n = match bytes.get(n) {
+        Some(b'*' | b'?' | b'{') => n.saturating_sub(1),
+        _ => n,
+    };
+    bytes[..n].to_vec()
 }
 
 #[derive(Debug, Clone)]
@@ -222,6 +251,7 @@ impl Target {
                     .unicode(false)
                     .build()
                     .map_err(|e| format!("selector regex /{r}/: {e}"))?,
+                anchored_prefix(r),
             ),
             (Some(Selector::XPath(x)), _) => return Err(format!("XPath selector {x} outside XML")),
         };
@@ -235,5 +265,37 @@ impl Target {
     /// True when `self`, used as an exclusion, removes member `name` of `var`.
     pub fn excludes(&self, var: Var, name: &[u8]) -> bool {
         self.var == var && self.sel.matches(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchored_prefix_is_what_every_subject_starts_with() {
+        assert_eq!(anchored_prefix("^header_name_"), b"header_name_");
+        assert_eq!(anchored_prefix("^HEADER_NAME_.*$"), b"HEADER_NAME_");
+        assert_eq!(anchored_prefix("^abc*"), b"ab");
+        assert_eq!(anchored_prefix("^abc?d"), b"ab");
+        assert_eq!(anchored_prefix("^abc{0,2}"), b"ab");
+        assert_eq!(anchored_prefix("^ab+c"), b"ab");
+        assert_eq!(anchored_prefix("^ab\\d"), b"ab");
+        assert!(anchored_prefix("^a|b").is_empty());
+        assert!(anchored_prefix("header").is_empty());
+        assert!(anchored_prefix("^(?i)x").is_empty());
+        let sel = |p: &str| {
+            Target::compile(&Variable {
+                collection: "TX".into(),
+                selector: Some(Selector::Regex(p.into())),
+                count: false,
+                negated: false,
+            })
+            .map(|t| t.sel)
+        };
+        let s = sel("^HEADER_NAME_").unwrap_or(Sel::All);
+        assert!(s.matches(b"header_name_host"));
+        assert!(!s.matches(b"header_nam"));
+        assert!(!s.matches(b"x_header_name_host"));
     }
 }

@@ -54,10 +54,12 @@ impl<'p> Scratch<'p> {
         Self {
             pf,
             preset,
-            raw: Fx::default(),
-            chained: Fx::default(),
-            texts: Vec::new(),
-            hits: Vec::new(),
+            // Sized for an ordinary request (a few dozen values, a few hundred value/chain
+            // texts), so that they do not grow and rehash in steps while it runs.
+            raw: Fx::with_capacity_and_hasher(64, Default::default()),
+            chained: Fx::with_capacity_and_hasher(256, Default::default()),
+            texts: Vec::with_capacity(64),
+            hits: Vec::with_capacity(pf.map_or(0, |p| p.words() * 32)),
             group_bits: Vec::new(),
             group_bytes: Vec::new(),
             group_done: Vec::new(),
@@ -120,9 +122,19 @@ impl<'p> Scratch<'p> {
         }
         let chain = (link.chain_id, &link.transforms[..], link.triggers);
         let t = self.text(id, chain, raw);
+        if !self.passes(pf, link, t, raw) {
+            return None;
+        }
+        Some(Cow::Borrowed(
+            self.texts[t as usize].owned.as_deref().unwrap_or(raw),
+        ))
+    }
+
+    /// False when the link's prefilter proves that its operator does not match text `t`.
+    fn passes(&mut self, pf: &Prefilters, link: &Link, t: u32, raw: &[u8]) -> bool {
         let bytes = self.texts[t as usize].bytes;
         if link.needs.is_some_and(|n| !bytes.intersects(&n)) {
-            return None;
+            return false;
         }
         if !bytes.intersects(&link.short) {
             match link.prefilter {
@@ -130,16 +142,14 @@ impl<'p> Scratch<'p> {
                     let at = self.scan(pf, t, raw);
                     let slot = slot as usize;
                     if at != NONE && self.hits[at as usize + slot / 64] & (1 << (slot % 64)) == 0 {
-                        return None;
+                        return false;
                     }
                 }
-                None if !link.short.is_empty() => return None,
+                None if !link.short.is_empty() => return false,
                 None => {}
             }
         }
-        Some(Cow::Borrowed(
-            self.texts[t as usize].owned.as_deref().unwrap_or(raw),
-        ))
+        true
     }
 
     /// The raw text of a value.

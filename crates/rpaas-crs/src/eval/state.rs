@@ -11,7 +11,11 @@ use crate::macros::{MacroRef, Resolve};
 use crate::parse::IdRange;
 use crate::request::BodyProcessor;
 
-pub(crate) type Map = HashMap<String, Vec<u8>>;
+/// TX keys can hold client text (`%{MATCHED_VAR_NAME}`): a keyed hash with a random key per
+/// process (aHash, DoS-resistant as SipHash is, at a fraction of its cost on short keys).
+pub(crate) type Keyed = ahash::RandomState;
+
+pub(crate) type Map = HashMap<String, Vec<u8>, Keyed>;
 
 /// A collection over a load-time [`Map`] (the snapshot's): changes go to an overlay, so a
 /// request does not copy what it only reads.
@@ -19,7 +23,7 @@ pub(crate) type Map = HashMap<String, Vec<u8>>;
 pub(crate) struct Vars<'s> {
     base: Option<&'s Map>,
     /// `None`: removed from the base.
-    overlay: HashMap<String, Option<Vec<u8>>>,
+    overlay: HashMap<String, Option<Vec<u8>>, Keyed>,
     /// Bit `d` set when `d` (a capture, `TX:0`..`TX:9`) may be present: every capture
     /// removes the groups it did not have, and most are not there.
     digits: u16,
@@ -36,7 +40,11 @@ impl<'s> Vars<'s> {
     pub fn over(base: &'s Map) -> Self {
         Self {
             base: (!base.is_empty()).then_some(base),
-            overlay: HashMap::new(),
+            // A collection the setup rules filled (TX) gets more during the request.
+            overlay: HashMap::with_capacity_and_hasher(
+                if base.is_empty() { 0 } else { 32 },
+                Keyed::default(),
+            ),
             digits: base.keys().filter_map(|k| digit(k)).fold(0, |a, b| a | b),
         }
     }
@@ -58,6 +66,30 @@ impl<'s> Vars<'s> {
         self.overlay.insert(k, Some(v));
     }
 
+    /// Sets `k` to what `fill` writes into an empty buffer (the member's own, when the
+    /// request already set it: no allocation for a score updated again).
+    pub fn set(&mut self, k: &str, fill: impl FnOnce(&mut Vec<u8>)) {
+        if let Some(d) = digit(k) {
+            self.digits |= d;
+        }
+        match self.overlay.get_mut(k) {
+            Some(Some(v)) => {
+                v.clear();
+                fill(v);
+            }
+            Some(slot) => {
+                let mut v = Vec::new();
+                fill(&mut v);
+                *slot = Some(v);
+            }
+            None => {
+                let mut v = Vec::new();
+                fill(&mut v);
+                self.overlay.insert(k.to_string(), Some(v));
+            }
+        }
+    }
+
     pub fn remove(&mut self, k: &str) {
         if let Some(d) = digit(k) {
             if self.digits & d == 0 {
@@ -72,20 +104,25 @@ impl<'s> Vars<'s> {
         }
     }
 
-    /// Every member, in no particular order.
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &[u8])> {
+    /// Every member whose key passes `keep`, in no particular order (`keep` is asked first,
+    /// before the overlay is consulted).
+    pub fn entries_where<'a>(
+        &'a self,
+        keep: &'a dyn Fn(&str) -> bool,
+    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
         let base = self.base.into_iter().flatten();
-        base.filter(|(k, _)| !self.overlay.contains_key(k.as_str()))
+        base.filter(move |(k, _)| keep(k) && !self.overlay.contains_key(k.as_str()))
             .map(|(k, v)| (k.as_str(), v.as_slice()))
             .chain(
                 self.overlay
                     .iter()
+                    .filter(move |(k, _)| keep(k))
                     .filter_map(|(k, v)| Some((k.as_str(), v.as_deref()?))),
             )
     }
 
     pub fn to_map(&self) -> Map {
-        self.entries()
+        self.entries_where(&|_| true)
             .map(|(k, v)| (k.to_string(), v.to_vec()))
             .collect()
     }
@@ -138,9 +175,7 @@ impl<'s> State<'s> {
         const KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
         for (i, k) in KEYS.iter().enumerate() {
             match caps.get(i) {
-                Some(c) => {
-                    self.tx.insert((*k).to_string(), c.clone());
-                }
+                Some(c) => self.tx.set(k, |v| v.extend_from_slice(c)),
                 None => {
                     self.tx.remove(k);
                 }
@@ -241,6 +276,13 @@ fn scalar_by_name(name: &str) -> Option<Scalar> {
         "DURATION" => S::Duration,
         _ => return None,
     })
+}
+
+/// Writes `n` in decimal, as `to_string` would.
+pub(crate) fn itoa(n: i64, out: &mut Vec<u8>) {
+    use std::io::Write;
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{n}");
 }
 
 /// C `atoi` on a value.
