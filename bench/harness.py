@@ -409,6 +409,12 @@ def main():
             ("post_16k_form", "/automate/post", HOST_A, (), f"{tmp}/post.lua"),
             ("new_tls_per_request", "/automate/small.bin", HOST_A, ("Connection: close",), None),
         ]
+        # BENCH_ONLY=crs: the CRS contenders alone on the scenarios the CRS goal names (the
+        # whole-process CPU of rpaas + CRS against nginx + ModSecurity + CRS), in a few minutes.
+        crs_only = os.environ.get("BENCH_ONLY") == "crs"
+        if crs_only:
+            contenders = ["rpaas", "rpaas_crs", "nginx_crs"]
+            scenarios = [s for s in scenarios if s[0] in ("get_1k", "agent_only_get", "post_16k_form")]
         # Sanity: every contender answers every scenario with 200.
         for c in contenders:
             for sname, path, host, extra, script in scenarios:
@@ -428,6 +434,16 @@ def main():
                     results.setdefault(sname, {}).setdefault(c, []).append(r)
                     print(f"{sname:22} {c:10} {r['rps']:10.0f} req/s p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms "
                           f"cpu/10k {r['cpu_s_per_10k']} s non2xx {r['non2xx']} err {r['socket_errors']}", flush=True)
+        if crs_only:
+            print("scenario               rpaas_crs/nginx_crs CPU per request   req/s")
+            for sname in results:
+                cpu = {c: median([r["cpu_s_per_10k"] for r in results[sname][c]]) for c in contenders}
+                rps = {c: median([r["rps"] for r in results[sname][c]]) for c in contenders}
+                ratio = cpu["rpaas_crs"] / cpu["nginx_crs"] if cpu["nginx_crs"] else float("nan")
+                print(f"{sname:22} {ratio:8.3f}x   cpu/10k rpaas {cpu['rpaas']} s, rpaas_crs {cpu['rpaas_crs']} s, "
+                      f"nginx_crs {cpu['nginx_crs']} s; req/s {rps['rpaas']:.0f} / {rps['rpaas_crs']:.0f} / "
+                      f"{rps['nginx_crs']:.0f}", flush=True)
+            return
         paced = paced_latency(results, ports, tmp)
         h2 = {}
         for c in contenders:

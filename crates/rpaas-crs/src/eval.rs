@@ -437,8 +437,13 @@ fn test_value<'s>(
     state.matched_var = Cow::Owned(value.clone());
     let name = name.render();
     state.matched_var_name = Cow::Owned(name.clone());
-    let excerpt = caps.into_iter().next().filter(|c| !c.is_empty());
-    let excerpt = excerpt.unwrap_or_else(|| value[..value.len().min(EXCERPT_MAX)].to_vec());
+    // Only the link's first hit is reported (its excerpt); the others keep none.
+    let excerpt = if hits.is_empty() {
+        let excerpt = caps.into_iter().next().filter(|c| !c.is_empty());
+        excerpt.unwrap_or_else(|| value[..value.len().min(EXCERPT_MAX)].to_vec())
+    } else {
+        Vec::new()
+    };
     hits.push(Hit {
         name,
         value,

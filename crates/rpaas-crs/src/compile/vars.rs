@@ -140,6 +140,7 @@ pub(crate) enum Sel {
 }
 
 impl Sel {
+    #[inline]
     pub fn matches(&self, name: &[u8]) -> bool {
         match self {
             Self::All => true,
@@ -263,6 +264,7 @@ impl Target {
     }
 
     /// True when `self`, used as an exclusion, removes member `name` of `var`.
+    #[inline]
     pub fn excludes(&self, var: Var, name: &[u8]) -> bool {
         self.var == var && self.sel.matches(name)
     }

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 
 use super::data::Data;
 use super::scan::Scratch;
-use super::state::{Map, State, Vars};
+use super::state::{digits_of, Map, State, Vars};
 use super::{run_rule, Flow};
 use crate::compile::{COp, Collection, Fixed, Matched, Rule, Scalar, Sel, Var};
 use crate::macros::MacroRef;
@@ -33,6 +33,8 @@ pub(crate) struct Snapshot {
     pub matched_var: Vec<u8>,
     pub matched_var_name: Vec<u8>,
     pub matched_vars: Vec<(Vec<u8>, Vec<u8>)>,
+    /// [`digits_of`] `tx`, `ip`, `global`.
+    digits: [u16; 3],
     /// TX variables the prefix reads or writes.
     touched: HashSet<String>,
     /// The prefix reads TX members by regex or all of them.
@@ -52,9 +54,9 @@ impl Snapshot {
     /// A request's state with the prefix done.
     pub fn state(&self) -> State<'_> {
         State {
-            tx: Vars::over(&self.tx),
-            ip: Vars::over(&self.ip),
-            global: Vars::over(&self.global),
+            tx: Vars::over(&self.tx, self.digits[0]),
+            ip: Vars::over(&self.ip, self.digits[1]),
+            global: Vars::over(&self.global, self.digits[2]),
             matched_var: Cow::Borrowed(&self.matched_var),
             matched_var_name: Cow::Borrowed(&self.matched_var_name),
             matched_vars: Cow::Borrowed(&self.matched_vars),
@@ -64,10 +66,12 @@ impl Snapshot {
 
     /// What [`Snapshot::state`] gives after `state` has been worked on.
     fn after(state: State<'_>) -> Self {
+        let (tx, ip, global) = (state.tx.to_map(), state.ip.to_map(), state.global.to_map());
         Self {
-            tx: state.tx.to_map(),
-            ip: state.ip.to_map(),
-            global: state.global.to_map(),
+            digits: [digits_of(&tx), digits_of(&ip), digits_of(&global)],
+            tx,
+            ip,
+            global,
             matched_var: state.matched_var.into_owned(),
             matched_var_name: state.matched_var_name.into_owned(),
             matched_vars: state.matched_vars.into_owned(),
@@ -79,6 +83,7 @@ impl Snapshot {
         self.tx = next.tx;
         self.ip = next.ip;
         self.global = next.global;
+        self.digits = next.digits;
         self.matched_var = next.matched_var;
         self.matched_var_name = next.matched_var_name;
         self.matched_vars = next.matched_vars;

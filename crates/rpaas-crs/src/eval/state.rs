@@ -29,6 +29,11 @@ pub(crate) struct Vars<'s> {
     digits: u16,
 }
 
+/// The capture members (`TX:0`..`TX:9`) of `map`, as [`Vars`] keeps them.
+pub(crate) fn digits_of(map: &Map) -> u16 {
+    map.keys().filter_map(|k| digit(k)).fold(0, |a, b| a | b)
+}
+
 fn digit(k: &str) -> Option<u16> {
     match k.as_bytes() {
         [d @ b'0'..=b'9'] => Some(1 << (d - b'0')),
@@ -37,7 +42,8 @@ fn digit(k: &str) -> Option<u16> {
 }
 
 impl<'s> Vars<'s> {
-    pub fn over(base: &'s Map) -> Self {
+    /// `digits`: [`digits_of`] `base`, computed once with it.
+    pub fn over(base: &'s Map, digits: u16) -> Self {
         Self {
             base: (!base.is_empty()).then_some(base),
             // A collection the setup rules filled (TX) gets more during the request.
@@ -45,7 +51,7 @@ impl<'s> Vars<'s> {
                 if base.is_empty() { 0 } else { 32 },
                 Keyed::default(),
             ),
-            digits: base.keys().filter_map(|k| digit(k)).fold(0, |a, b| a | b),
+            digits,
         }
     }
 

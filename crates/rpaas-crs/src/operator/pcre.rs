@@ -50,6 +50,11 @@ impl Pattern {
     /// The whole match and groups 1..=9 (empty for groups that did not take part).
     pub fn captures(&self, hay: &[u8]) -> Option<Captures> {
         match self {
+            // No group but the whole match: a search for it is much cheaper than the
+            // capturing engines.
+            Self::Fast(re) if re.captures_len() == 1 => {
+                re.find(hay).map(|m| vec![m.as_bytes().to_vec()])
+            }
             Self::Fast(re) => {
                 let caps = re.captures(hay)?;
                 Some(
