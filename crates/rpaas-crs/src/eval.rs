@@ -113,7 +113,9 @@ impl RuleSet {
             (State::default(), 0)
         };
         for (name, value) in &req.tx {
-            state.tx.insert(name.to_ascii_lowercase(), value.clone());
+            state
+                .tx
+                .set(&name.to_ascii_lowercase(), |v| v.extend_from_slice(value));
         }
         let mut cache = Scratch::new(
             mode.prefilter.then_some(&self.prefilters),
@@ -190,18 +192,15 @@ fn run_rule<'s>(
         if hits.is_empty() {
             return Flow::Next;
         }
-        let mut hits = hits.into_iter();
-        let first = hits.next().map(|h| {
-            let excerpt = (h.name.clone(), h.excerpt);
-            ((h.name, h.value), excerpt)
-        });
-        let (first, excerpt) = first.unzip();
-        state.matched_vars = first
+        let mut hits = hits;
+        last_hit = hits
+            .first_mut()
+            .map(|h| (h.name.clone(), std::mem::take(&mut h.excerpt)));
+        state.matched_vars = hits
             .into_iter()
-            .chain(hits.map(|h| (h.name, h.value)))
+            .map(|h| (h.name, h.value))
             .collect::<Vec<_>>()
             .into();
-        last_hit = excerpt;
     }
     if state.engine_off {
         return Flow::EndRequest;
@@ -466,16 +465,14 @@ fn multi_match(
     if let Some(c) = link.operator.run(raw, capture, &ctx) {
         return Some((c, raw.to_vec()));
     }
-    // Transformations that provably keep the value (from its bytes) are not called.
+    // One transformation at a time through the chain's own stepper, which does not call those
+    // the value's bytes prove idle.
     let mut value = Cow::Borrowed(raw);
     let mut bytes = crate::bytes::ByteSet::of(raw);
     for t in &link.transforms {
-        if t.keeps(&value, &bytes) {
-            continue;
-        }
-        if let Some(v) = t.apply(&value) {
-            bytes = crate::bytes::ByteSet::of(&v);
-            value = Cow::Owned(v);
+        let (out, b) = crate::transform::apply_chain_known(std::slice::from_ref(t), &value, bytes);
+        if let Cow::Owned(v) = out {
+            (value, bytes) = (Cow::Owned(v), b);
             if let Some(c) = link.operator.run(&value, capture, &ctx) {
                 return Some((c, value.into_owned()));
             }

@@ -65,35 +65,20 @@ impl<'s> Vars<'s> {
         }
     }
 
-    pub fn insert(&mut self, k: String, v: Vec<u8>) {
-        if let Some(d) = digit(&k) {
-            self.digits |= d;
-        }
-        self.overlay.insert(k, Some(v));
-    }
-
     /// Sets `k` to what `fill` writes into an empty buffer (the member's own, when the
     /// request already set it: no allocation for a score updated again).
     pub fn set(&mut self, k: &str, fill: impl FnOnce(&mut Vec<u8>)) {
         if let Some(d) = digit(k) {
             self.digits |= d;
         }
-        match self.overlay.get_mut(k) {
-            Some(Some(v)) => {
-                v.clear();
-                fill(v);
-            }
-            Some(slot) => {
-                let mut v = Vec::new();
-                fill(&mut v);
-                *slot = Some(v);
-            }
-            None => {
-                let mut v = Vec::new();
-                fill(&mut v);
-                self.overlay.insert(k.to_string(), Some(v));
-            }
+        if let Some(Some(v)) = self.overlay.get_mut(k) {
+            v.clear();
+            fill(v);
+            return;
         }
+        let mut v = Vec::new();
+        fill(&mut v);
+        self.overlay.insert(k.to_string(), Some(v));
     }
 
     pub fn remove(&mut self, k: &str) {
