@@ -36,41 +36,82 @@ pub(crate) struct Scratch<'p> {
     pf: Option<&'p Prefilters>,
     /// The request's preset TX variables when fixed outcomes may be taken.
     pub preset: Option<&'p [(String, Vec<u8>)]>,
+    b: Buffers,
+}
+
+/// What a [`Scratch`] allocates, kept per thread between requests (emptied, capacity kept) so
+/// that an evaluation does not allocate, zero and free its tables each time.
+#[derive(Default)]
+struct Buffers {
     /// Value -> its raw text.
     raw: Fx<ValueId>,
     /// (value, chain) -> its text.
     chained: Fx<(ValueId, u16)>,
     texts: Vec<Text>,
     hits: Vec<u64>,
-    /// Per group, `words` bits of hit slots and the bytes of its texts; valid where
-    /// `group_done`.
+    /// Per group, the offset of its `words` bits of hit slots in `group_bits` and of its
+    /// texts' bytes in `group_bytes`; `NONE` until the group is filled in this phase.
+    group_at: Vec<u32>,
     group_bits: Vec<u64>,
     group_bytes: Vec<ByteSet>,
-    group_done: Vec<bool>,
 }
 
-impl<'p> Scratch<'p> {
-    pub fn new(pf: Option<&'p Prefilters>, preset: Option<&'p [(String, Vec<u8>)]>) -> Self {
-        Self {
-            pf,
-            preset,
+/// Buffers above these sizes (a large request's) are dropped rather than kept for the next.
+const KEEP_TEXTS: usize = 1024;
+const KEEP_HITS: usize = 4 * 1024;
+
+thread_local! {
+    static SPARE: std::cell::Cell<Option<Buffers>> = const { std::cell::Cell::new(None) };
+}
+
+impl Buffers {
+    fn take() -> Self {
+        SPARE.with(std::cell::Cell::take).unwrap_or_else(|| Self {
             // Sized for an ordinary request (a few dozen values, a few hundred value/chain
             // texts), so that they do not grow and rehash in steps while it runs.
             raw: Fx::with_capacity_and_hasher(64, Default::default()),
             chained: Fx::with_capacity_and_hasher(256, Default::default()),
             texts: Vec::with_capacity(64),
-            hits: Vec::with_capacity(pf.map_or(0, |p| p.words() * 32)),
-            group_bits: Vec::new(),
-            group_bytes: Vec::new(),
-            group_done: Vec::new(),
+            ..Self::default()
+        })
+    }
+
+    fn give_back(mut self) {
+        if self.texts.capacity() > KEEP_TEXTS
+            || self.hits.capacity() > KEEP_HITS
+            || self.chained.capacity() > 4 * KEEP_TEXTS
+        {
+            return;
         }
+        self.raw.clear();
+        self.chained.clear();
+        self.texts.clear();
+        self.hits.clear();
+        self.group_at.clear();
+        self.group_bits.clear();
+        self.group_bytes.clear();
+        SPARE.with(|s| s.set(Some(self)));
+    }
+}
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        std::mem::take(&mut self.b).give_back();
+    }
+}
+
+impl<'p> Scratch<'p> {
+    pub fn new(pf: Option<&'p Prefilters>, preset: Option<&'p [(String, Vec<u8>)]>) -> Self {
+        let mut b = Buffers::take();
+        b.hits.reserve(pf.map_or(0, |p| p.words() * 32));
+        Self { pf, preset, b }
     }
 
     /// Called when a phase starts: the request's values may have changed (the body).
     pub fn new_phase(&mut self) {
-        self.group_done.clear();
-        self.group_bits.clear();
-        self.group_bytes.clear();
+        self.b.group_at.clear();
+        self.b.group_bits.clear();
+        self.b.group_bytes.clear();
     }
 
     /// False when the rule's gate proves that its first link matches nothing.
@@ -80,20 +121,18 @@ impl<'p> Scratch<'p> {
         };
         let g = gate.group as usize;
         let words = pf.words();
-        if self.group_done.is_empty() {
-            self.group_done.resize(pf.groups.len(), false);
-            self.group_bits.resize(pf.groups.len() * words, 0);
-            self.group_bytes.resize(pf.groups.len(), ByteSet::EMPTY);
+        if self.b.group_at.is_empty() {
+            self.b.group_at.resize(pf.groups.len(), NONE);
         }
-        if !self.group_done[g] {
-            self.group_done[g] = true;
+        if self.b.group_at[g] == NONE {
             self.fill_group(pf, g, data);
         }
-        let bytes = &self.group_bytes[g];
+        let at = self.b.group_at[g] as usize;
+        let bytes = &self.b.group_bytes[at];
         let literal = match gate.slot {
             Some(slot) => {
                 let slot = slot as usize;
-                self.group_bits[g * words + slot / 64] & (1 << (slot % 64)) != 0
+                self.b.group_bits[at * words + slot / 64] & (1 << (slot % 64)) != 0
                     || bytes.intersects(&gate.short)
             }
             None => gate.short.is_empty() || bytes.intersects(&gate.short),
@@ -126,13 +165,13 @@ impl<'p> Scratch<'p> {
             return None;
         }
         Some(Cow::Borrowed(
-            self.texts[t as usize].owned.as_deref().unwrap_or(raw),
+            self.b.texts[t as usize].owned.as_deref().unwrap_or(raw),
         ))
     }
 
     /// False when the link's prefilter proves that its operator does not match text `t`.
     fn passes(&mut self, pf: &Prefilters, link: &Link, t: u32, raw: &[u8]) -> bool {
-        let bytes = self.texts[t as usize].bytes;
+        let bytes = self.b.texts[t as usize].bytes;
         if link.needs.is_some_and(|n| !bytes.intersects(&n)) {
             return false;
         }
@@ -141,7 +180,7 @@ impl<'p> Scratch<'p> {
                 Some(slot) => {
                     let at = self.scan(pf, t, raw);
                     let slot = slot as usize;
-                    if at != NONE && self.hits[at as usize + slot / 64] & (1 << (slot % 64)) == 0 {
+                    if at != NONE && self.b.hits[at as usize + slot / 64] & (1 << (slot % 64)) == 0 {
                         return false;
                     }
                 }
@@ -154,17 +193,17 @@ impl<'p> Scratch<'p> {
 
     /// The raw text of a value.
     fn raw_text(&mut self, id: ValueId, raw: &[u8]) -> u32 {
-        if let Some(&t) = self.raw.get(&id) {
+        if let Some(&t) = self.b.raw.get(&id) {
             return t;
         }
         let t = self.push(None, ByteSet::of(raw));
-        self.raw.insert(id, t);
+        self.b.raw.insert(id, t);
         t
     }
 
     fn push(&mut self, owned: Option<Vec<u8>>, bytes: ByteSet) -> u32 {
-        let t = u32::try_from(self.texts.len()).unwrap_or(NONE);
-        self.texts.push(Text {
+        let t = u32::try_from(self.b.texts.len()).unwrap_or(NONE);
+        self.b.texts.push(Text {
             owned,
             bytes,
             scan: t,
@@ -183,19 +222,19 @@ impl<'p> Scratch<'p> {
         raw: &[u8],
     ) -> u32 {
         let r = self.raw_text(id, raw);
-        let keeps = |t: ByteSet| !self.texts[r as usize].bytes.intersects(&t);
+        let keeps = |t: ByteSet| !self.b.texts[r as usize].bytes.intersects(&t);
         if chain.is_empty() || triggers.is_some_and(keeps) {
             return r;
         }
-        if let Some(&t) = self.chained.get(&(id, chain_id)) {
+        if let Some(&t) = self.b.chained.get(&(id, chain_id)) {
             return t;
         }
-        let t = match crate::transform::apply_chain_known(chain, raw, self.texts[r as usize].bytes)
+        let t = match crate::transform::apply_chain_known(chain, raw, self.b.texts[r as usize].bytes)
         {
             (Cow::Borrowed(_), _) => r,
             (Cow::Owned(v), bytes) => self.add_text(r, raw, v, bytes),
         };
-        self.chained.insert((id, chain_id), t);
+        self.b.chained.insert((id, chain_id), t);
         t
     }
 
@@ -205,23 +244,23 @@ impl<'p> Scratch<'p> {
         let mut k = r;
         let mut scan = NONE;
         loop {
-            let text = self.texts[k as usize].owned.as_deref().unwrap_or(raw);
+            let text = self.b.texts[k as usize].owned.as_deref().unwrap_or(raw);
             if text == v.as_slice() {
                 return k;
             }
             if scan == NONE && text.eq_ignore_ascii_case(&v) {
-                scan = self.texts[k as usize].scan;
+                scan = self.b.texts[k as usize].scan;
             }
-            match self.texts[k as usize].next {
+            match self.b.texts[k as usize].next {
                 NONE => break,
                 n => k = n,
             }
         }
         let t = self.push(Some(v), bytes);
         if scan != NONE {
-            self.texts[t as usize].scan = scan;
+            self.b.texts[t as usize].scan = scan;
         }
-        self.texts[k as usize].next = t;
+        self.b.texts[k as usize].next = t;
         t
     }
 
@@ -231,24 +270,26 @@ impl<'p> Scratch<'p> {
         let Some(scanner) = &pf.scanner else {
             return NONE;
         };
-        let s = self.texts[t as usize].scan as usize;
-        if self.texts[s].hits == NONE {
-            let at = self.hits.len();
-            self.hits.resize(at + pf.words(), 0);
-            let text = self.texts[s].owned.as_deref().unwrap_or(raw);
-            scanner.scan(text, &mut self.hits[at..]);
-            self.texts[s].hits = u32::try_from(at).unwrap_or(NONE);
+        let s = self.b.texts[t as usize].scan as usize;
+        if self.b.texts[s].hits == NONE {
+            let at = self.b.hits.len();
+            self.b.hits.resize(at + pf.words(), 0);
+            let text = self.b.texts[s].owned.as_deref().unwrap_or(raw);
+            scanner.scan(text, &mut self.b.hits[at..]);
+            self.b.texts[s].hits = u32::try_from(at).unwrap_or(NONE);
         }
-        self.texts[s].hits
+        self.b.texts[s].hits
     }
 
     /// ORs the hits and bytes of every value of the group's targets.
     fn fill_group(&mut self, pf: &Prefilters, g: usize, data: &Data<'_>) {
         let group = &pf.groups[g];
         let words = pf.words();
-        let mut bits = std::mem::take(&mut self.group_bits);
+        let at = self.b.group_bytes.len();
+        let mut bits = std::mem::take(&mut self.b.group_bits);
+        bits.resize((at + 1) * words, 0);
         let mut bytes = ByteSet::EMPTY;
-        let mine = &mut bits[g * words..(g + 1) * words];
+        let mine = &mut bits[at * words..];
         let mut add = |this: &mut Self, raw: &[u8], id: Option<ValueId>| {
             let Some(id) = id else {
                 mine.fill(u64::MAX);
@@ -257,13 +298,13 @@ impl<'p> Scratch<'p> {
             };
             let chain = (group.chain_id, &group.transforms[..], group.triggers);
             let t = this.text(id, chain, raw);
-            bytes = bytes.union(this.texts[t as usize].bytes);
+            bytes = bytes.union(this.b.texts[t as usize].bytes);
             match this.scan(pf, t, raw) {
                 NONE => mine.fill(u64::MAX),
-                at => {
-                    let at = at as usize;
-                    for (m, h) in mine.iter_mut().zip(&this.hits[at..at + words]) {
-                        *m |= h;
+                h => {
+                    let h = h as usize;
+                    for (m, x) in mine.iter_mut().zip(&this.b.hits[h..h + words]) {
+                        *m |= x;
                     }
                 }
             }
@@ -282,7 +323,8 @@ impl<'p> Scratch<'p> {
                 }
             }
         }
-        self.group_bits = bits;
-        self.group_bytes[g] = bytes;
+        self.b.group_bits = bits;
+        self.b.group_bytes.push(bytes);
+        self.b.group_at[g] = u32::try_from(at).unwrap_or(NONE);
     }
 }
