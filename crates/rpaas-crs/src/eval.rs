@@ -112,6 +112,7 @@ impl RuleSet {
         } else {
             (State::default(), 0)
         };
+        state.memo = mode.prefilter;
         for (name, value) in &req.tx {
             state
                 .tx

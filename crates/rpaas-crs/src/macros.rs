@@ -25,6 +25,11 @@ pub struct Expandable {
 /// macro text is kept as written (as ModSecurity does).
 pub trait Resolve {
     fn resolve(&self, r: &MacroRef, out: &mut Vec<u8>) -> bool;
+
+    /// Operators may answer from their per-thread memo (the evaluator's fast path).
+    fn memo(&self) -> bool {
+        false
+    }
 }
 
 impl Expandable {

@@ -2,6 +2,7 @@
 //! transformed values. Reading `@pmFromFile` data is the only I/O, and it happens at compile time.
 
 mod literals;
+pub(crate) mod memo;
 pub mod pcre;
 
 use std::net::IpAddr;
@@ -296,19 +297,24 @@ impl Operator {
             // libinjection finds nothing in a bare word (`libinjection_finds_nothing_in_words`).
             Kind::DetectSqli | Kind::DetectXss if cannot_inject(v) => plain(false),
             Kind::DetectSqli => {
-                let r = libinjectionrs::detect_sqli(v);
-                match (r.is_injection(), capture) {
-                    (true, true) => {
-                        let fp = r.fingerprint.map_or_else(Vec::new, |f| {
-                            let b = f.as_bytes();
-                            b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())].to_vec()
-                        });
-                        (true, Some(vec![fp]))
-                    }
-                    (hit, _) => plain(hit),
+                let fp = if ctx.memo() {
+                    memo::verdict(memo::Test::Sqli, v, sqli_fingerprint)
+                } else {
+                    sqli_fingerprint(v)
+                };
+                match fp {
+                    Some(fp) if capture => (true, Some(vec![fp])),
+                    fp => plain(fp.is_some()),
                 }
             }
-            Kind::DetectXss => plain(libinjectionrs::detect_xss(v).is_injection()),
+            Kind::DetectXss => {
+                let xss = |v: &[u8]| libinjectionrs::detect_xss(v).is_injection().then(Vec::new);
+                plain(if ctx.memo() {
+                    memo::verdict(memo::Test::Xss, v, xss).is_some()
+                } else {
+                    xss(v).is_some()
+                })
+            }
             Kind::IpMatch(nets) => {
                 let ip = std::str::from_utf8(v)
                     .ok()
@@ -319,6 +325,17 @@ impl Operator {
             Kind::NoMatch => plain(false),
         }
     }
+}
+
+/// libinjection's SQL injection test: the injection's fingerprint, or `None`.
+fn sqli_fingerprint(v: &[u8]) -> Option<Vec<u8>> {
+    let r = libinjectionrs::detect_sqli(v);
+    r.is_injection().then(|| {
+        r.fingerprint.map_or_else(Vec::new, |f| {
+            let b = f.as_bytes();
+            b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())].to_vec()
+        })
+    })
 }
 
 /// Empty, or ASCII letters, digits and `_` only.

@@ -19,8 +19,10 @@ pub fn harden_response(
     hsts: Option<&HeaderValue>,
     rewrite: Option<(&InstanceRt, &str)>,
 ) {
-    for name in strip {
-        resp.remove_header(name.as_str());
+    for name in names_in(&resp.headers, |k| {
+        strip.iter().any(|s| s.eq_ignore_ascii_case(k))
+    }) {
+        resp.remove_header(&name);
     }
     if let Some((inst, public_host)) = rewrite {
         let rw = LocationRewrite {
@@ -52,6 +54,20 @@ pub fn harden_response(
     if let Some(h) = hsts {
         let _ = resp.insert_header("strict-transport-security", h.clone());
     }
+}
+
+/// The names of `headers` that `pick` chooses (names are lower case): one pass over the names
+/// a message has, instead of a lookup (name parsed, hashed, in two maps) for every name on a
+/// list that a message mostly does not carry.
+pub(crate) fn names_in(
+    headers: &http::HeaderMap,
+    pick: impl Fn(&str) -> bool,
+) -> Vec<http::HeaderName> {
+    headers
+        .keys()
+        .filter(|k| pick(k.as_str()))
+        .cloned()
+        .collect()
 }
 
 fn set(resp: &mut ResponseHeader, name: &'static str, value: &str) {

@@ -180,7 +180,8 @@ impl<'p> Scratch<'p> {
                 Some(slot) => {
                     let at = self.scan(pf, t, raw);
                     let slot = slot as usize;
-                    if at != NONE && self.b.hits[at as usize + slot / 64] & (1 << (slot % 64)) == 0 {
+                    if at != NONE && self.b.hits[at as usize + slot / 64] & (1 << (slot % 64)) == 0
+                    {
                         return false;
                     }
                 }
@@ -229,11 +230,11 @@ impl<'p> Scratch<'p> {
         if let Some(&t) = self.b.chained.get(&(id, chain_id)) {
             return t;
         }
-        let t = match crate::transform::apply_chain_known(chain, raw, self.b.texts[r as usize].bytes)
-        {
-            (Cow::Borrowed(_), _) => r,
-            (Cow::Owned(v), bytes) => self.add_text(r, raw, v, bytes),
-        };
+        let t =
+            match crate::transform::apply_chain_known(chain, raw, self.b.texts[r as usize].bytes) {
+                (Cow::Borrowed(_), _) => r,
+                (Cow::Owned(v), bytes) => self.add_text(r, raw, v, bytes),
+            };
         self.b.chained.insert((id, chain_id), t);
         t
     }

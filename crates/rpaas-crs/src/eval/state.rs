@@ -138,6 +138,8 @@ pub(crate) struct State<'s> {
     pub force_body_variable: bool,
     pub matches: Vec<RuleMatch>,
     pub blocked_by: Option<u32>,
+    /// Operators may use their memo (not in the reference evaluation).
+    pub memo: bool,
 }
 
 impl<'s> State<'s> {
@@ -193,6 +195,10 @@ pub(crate) struct Ctx<'a, 'r, 's> {
 }
 
 impl Resolve for Ctx<'_, '_, '_> {
+    fn memo(&self) -> bool {
+        self.state.memo
+    }
+
     fn resolve(&self, r: &MacroRef, out: &mut Vec<u8>) -> bool {
         let key = r.key.as_deref();
         let found: Option<&[u8]> = match (r.collection.as_str(), key) {
