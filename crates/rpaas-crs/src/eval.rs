@@ -194,9 +194,12 @@ fn run_rule<'s>(
             return Flow::Next;
         }
         let mut hits = hits;
-        last_hit = hits
-            .first_mut()
-            .map(|h| (h.name.clone(), std::mem::take(&mut h.excerpt)));
+        // Only a logged match reports its first hit.
+        if rule.log {
+            last_hit = hits
+                .first_mut()
+                .map(|h| (h.name.clone(), std::mem::take(&mut h.excerpt)));
+        }
         state.matched_vars = hits
             .into_iter()
             .map(|h| (h.name, h.value))
@@ -434,9 +437,9 @@ fn test_value<'s>(
     if link.capture {
         state.set_captures(&caps);
     }
-    state.matched_var = Cow::Owned(value.clone());
     let name = name.render();
-    state.matched_var_name = Cow::Owned(name.clone());
+    set_owned(&mut state.matched_var, &value);
+    set_owned(&mut state.matched_var_name, &name);
     // Only the link's first hit is reported (its excerpt); the others keep none.
     let excerpt = if hits.is_empty() {
         let excerpt = caps.into_iter().next().filter(|c| !c.is_empty());
@@ -450,6 +453,17 @@ fn test_value<'s>(
         excerpt,
     });
     run_actions(rule, link, data, state);
+}
+
+/// Sets a match variable, in the buffer it already owns when it owns one.
+fn set_owned(var: &mut Cow<'_, [u8]>, value: &[u8]) {
+    match var {
+        Cow::Owned(v) => {
+            v.clear();
+            v.extend_from_slice(value);
+        }
+        Cow::Borrowed(_) => *var = Cow::Owned(value.to_vec()),
+    }
 }
 
 /// `multiMatch`: the operator runs on the value before any transformation and after each one
