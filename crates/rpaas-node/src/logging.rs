@@ -142,21 +142,30 @@ pub struct AccessLine {
     buf: String,
 }
 
+/// `s` as a JSON string. Runs of bytes that need no escape are copied at once (the escaped
+/// ones are all ASCII, so every cut is on a character boundary).
 fn escape_into(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    let mut start = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(escaped);
         }
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 
@@ -178,21 +187,27 @@ impl AccessLine {
     }
 
     pub fn str(&mut self, key: &str, v: &str) -> &mut Self {
-        self.buf.push_str(",\"");
-        self.buf.push_str(key);
-        self.buf.push_str("\":");
+        self.key(key);
         escape_into(&mut self.buf, v);
         self
     }
 
     pub fn num(&mut self, key: &str, v: impl std::fmt::Display) -> &mut Self {
-        let _ = write!(self.buf, ",\"{key}\":{v}");
+        self.key(key);
+        let _ = write!(self.buf, "{v}");
         self
     }
 
     pub fn bool(&mut self, key: &str, v: bool) -> &mut Self {
-        let _ = write!(self.buf, ",\"{key}\":{v}");
+        self.key(key);
+        self.buf.push_str(if v { "true" } else { "false" });
         self
+    }
+
+    fn key(&mut self, key: &str) {
+        self.buf.push_str(",\"");
+        self.buf.push_str(key);
+        self.buf.push_str("\":");
     }
 
     pub fn send(mut self) {
@@ -211,5 +226,18 @@ mod tests {
         escape_into(&mut s, "a\"b\\c\n\u{1}é");
         let v: serde_json::Value = serde_json::from_str(&s).expect("valid JSON string");
         assert_eq!(v, "a\"b\\c\n\u{1}é");
+        // Every control byte, escapes next to multi-byte characters, nothing to escape.
+        let controls: String = (0u8..0x20).map(char::from).collect();
+        for text in [
+            controls.as_str(),
+            "é\"ü\t\u{7f}x\\",
+            "plain /LabTech/Agent.aspx",
+            "",
+        ] {
+            let mut s = String::new();
+            escape_into(&mut s, text);
+            let v: serde_json::Value = serde_json::from_str(&s).expect("valid JSON string");
+            assert_eq!(v, text, "{s}");
+        }
     }
 }
