@@ -13,6 +13,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use crate::bytes::ByteSet;
 use crate::macros::{Expandable, Resolve};
 use crate::parse::OperatorDef;
+use memo::Test;
 pub use pcre::{Captures, Pattern};
 
 /// Why an operator could not be compiled.
@@ -296,25 +297,11 @@ impl Operator {
             Kind::ValidateUtf8Encoding => plain(std::str::from_utf8(v).is_err()),
             // libinjection finds nothing in a bare word (`libinjection_finds_nothing_in_words`).
             Kind::DetectSqli | Kind::DetectXss if cannot_inject(v) => plain(false),
-            Kind::DetectSqli => {
-                let fp = if ctx.memo() {
-                    memo::verdict(memo::Test::Sqli, v, sqli_fingerprint)
-                } else {
-                    sqli_fingerprint(v)
-                };
-                match fp {
-                    Some(fp) if capture => (true, Some(vec![fp])),
-                    fp => plain(fp.is_some()),
-                }
-            }
-            Kind::DetectXss => {
-                let xss = |v: &[u8]| libinjectionrs::detect_xss(v).is_injection().then(Vec::new);
-                plain(if ctx.memo() {
-                    memo::verdict(memo::Test::Xss, v, xss).is_some()
-                } else {
-                    xss(v).is_some()
-                })
-            }
+            Kind::DetectSqli => match memo::verdict(ctx.memo(), Test::Sqli, v, sqli_fingerprint) {
+                Some(fp) if capture => (true, Some(vec![fp])),
+                fp => plain(fp.is_some()),
+            },
+            Kind::DetectXss => plain(memo::verdict(ctx.memo(), Test::Xss, v, xss).is_some()),
             Kind::IpMatch(nets) => {
                 let ip = std::str::from_utf8(v)
                     .ok()
@@ -336,6 +323,11 @@ fn sqli_fingerprint(v: &[u8]) -> Option<Vec<u8>> {
             b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())].to_vec()
         })
     })
+}
+
+/// libinjection's XSS test: `Some` (no fingerprint) for an injection.
+fn xss(v: &[u8]) -> Option<Vec<u8>> {
+    libinjectionrs::detect_xss(v).is_injection().then(Vec::new)
 }
 
 /// Empty, or ASCII letters, digits and `_` only.
