@@ -21,6 +21,8 @@ pub struct Metrics {
     pub tls_resumptions: IntCounterVec,
     pub tls_failures: IntCounterVec,
     pub connections: IntGauge,
+    /// Of those, HTTP/1 connections parked between requests (no HTTP session held).
+    pub idle_connections: IntGauge,
     pub reloads: IntCounterVec,
     pub config_generation: IntGauge,
     pub denials: IntCounterVec,
@@ -93,6 +95,10 @@ impl Metrics {
             &["profile", "reason"],
         )?;
         let connections = IntGauge::new("open_connections", "Client connections currently open")?;
+        let idle_connections = IntGauge::new(
+            "idle_connections",
+            "Client HTTP/1 connections waiting for their next request (parked: no HTTP session held)",
+        )?;
         let reloads = IntCounterVec::new(
             Opts::new("config_reloads_total", "Config reloads by result"),
             &["result"],
@@ -201,6 +207,7 @@ impl Metrics {
         registry.register(Box::new(tls_resumptions.clone()))?;
         registry.register(Box::new(tls_failures.clone()))?;
         registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(idle_connections.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(config_generation.clone()))?;
         registry.register(Box::new(denials.clone()))?;
@@ -214,6 +221,7 @@ impl Metrics {
             tls_resumptions,
             tls_failures,
             connections,
+            idle_connections,
             reloads,
             config_generation,
             denials,

@@ -5,7 +5,8 @@
 //! 1. accept; read the PROXY header if the listener expects one *and* the peer is trusted;
 //! 2. read the first TLS record and parse the ClientHello (SNI, offered versions) for logs;
 //! 3. put the bytes back (`Stream::rewind`) and run the OpenSSL handshake;
-//! 4. hand the TLS stream to Pingora's `HttpProxy` for as many requests as it carries.
+//! 4. hand the TLS stream to Pingora's `HttpProxy` for as many requests as it carries; on
+//!    HTTP/1, the connection is parked between requests (no session, see [`serve_http1`]).
 
 use std::any::Any;
 use std::net::SocketAddr;
@@ -16,10 +17,12 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use openssl::ssl::{NameType, SslAcceptor};
-use pingora::apps::ServerApp;
+use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::listeners::TlsAccept;
 use pingora::protocols::l4::socket::SocketAddr as PSocketAddr;
 use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::apps::HttpPersistentSettings;
+use pingora::protocols::http::ServerSession;
 use pingora::protocols::tls::TlsRef;
 use pingora::protocols::{GetSocketDigest, SocketDigest};
 use pingora::server::ShutdownWatch;
@@ -29,6 +32,7 @@ use rpaas_wire::proxy::{self, ProxyHeader};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
+use crate::conn::scrub::Scrubbed;
 use crate::state::Shared;
 
 /// What the accept loop learned about a connection, carried to every request on it through
@@ -163,7 +167,7 @@ pub async fn serve_tls<A>(
     app: Arc<A>,
     mut shutdown: ShutdownWatch,
 ) where
-    A: ServerApp + Send + Sync + 'static,
+    A: HttpServerApp + Send + Sync + 'static,
 {
     loop {
         let accepted = tokio::select! {
@@ -207,16 +211,49 @@ async fn handle_tls<A>(
     app: Arc<A>,
     shutdown: ShutdownWatch,
 ) where
-    A: ServerApp + Send + Sync + 'static,
+    A: HttpServerApp + Send + Sync + 'static,
 {
+    // The setup runs boxed, freed once the handshake is done: its futures (the prelude's 4 KiB
+    // read chunk, OpenSSL's handshake state, the ACME store lookup) would otherwise size the
+    // connection's task for as long as it lives, idle or not.
+    let Some(conn) = Box::pin(establish(&shared, index, tcp, peer, acceptor)).await else {
+        return;
+    };
+    if conn.h2 {
+        let stream: pingora::protocols::Stream = Box::new(conn.client);
+        let _ = app.process_new(stream, &shutdown).await;
+        return;
+    }
+    let client = Box::new(conn.client.with_head_deadline(conn.header_timeout));
+    serve_http1(&shared, &app, client, conn.keepalive, shutdown).await;
+}
+
+/// A connection past its TLS handshake.
+struct Established {
+    client: Scrubbed,
+    h2: bool,
+    header_timeout: Duration,
+    keepalive: Duration,
+}
+
+/// Steps 1-3: the PROXY header, the ClientHello and the handshake (or the answer to an ACME
+/// validation); `None` when the connection ends there.
+async fn establish(
+    shared: &Shared,
+    index: usize,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    acceptor: &SslAcceptor,
+) -> Option<Established> {
     let snap = shared.snapshot.load_full();
     let Some(lcfg) = snap.config().listeners.get(index) else {
-        return;
+        return None;
     };
     let profile = lcfg.tls;
     let want_proxy = lcfg.client_ip == ClientIpSource::ProxyProtocol && lcfg.trusts(peer.ip());
     let timeout = snap.config().node.handshake_timeout;
     let header_timeout = snap.config().node.header_timeout;
+    let keepalive = snap.config().node.keepalive_timeout;
     drop(snap);
 
     let _ = tcp.set_nodelay(true);
@@ -224,19 +261,12 @@ async fn handle_tls<A>(
     let local = tcp.local_addr().ok();
     let mut stream = L4Stream::from(tcp);
 
-    // The prelude and the handshake run boxed: their futures (a 4 KiB read chunk, OpenSSL's
-    // handshake state) would otherwise be part of the connection's task for as long as it
-    // lives, idle or not.
-    let prelude = match tokio::time::timeout(
-        timeout,
-        Box::pin(read_prelude(&mut stream, want_proxy)),
-    )
-    .await
+    let prelude = match tokio::time::timeout(timeout, read_prelude(&mut stream, want_proxy)).await
     {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => {
             handshake_failed(
-                &shared,
+                shared,
                 profile,
                 peer,
                 peer,
@@ -244,11 +274,11 @@ async fn handle_tls<A>(
                 "prelude",
                 &e.to_string(),
             );
-            return;
+            return None;
         }
         Err(_) => {
             handshake_failed(
-                &shared,
+                shared,
                 profile,
                 peer,
                 peer,
@@ -256,7 +286,7 @@ async fn handle_tls<A>(
                 "timeout",
                 "no ClientHello in time",
             );
-            return;
+            return None;
         }
     };
     let client = prelude.proxied.unwrap_or(peer);
@@ -267,7 +297,7 @@ async fn handle_tls<A>(
 
     if prelude.not_tls {
         handshake_failed(
-            &shared,
+            shared,
             profile,
             client,
             peer,
@@ -275,28 +305,14 @@ async fn handle_tls<A>(
             "not_tls",
             "the client did not start a TLS handshake",
         );
-        return;
+        return None;
     }
     // An ACME TLS-ALPN-01 validation: answered with the challenge certificate, then closed
     // (RFC 8737: nothing is served on such a connection).
     if let (Some(acme), Some(hello)) = (&shared.acme, &prelude.hello) {
         if hello.offers_alpn(crate::tls::ACME_TLS_ALPN) {
-            // A challenge another node of the fleet placed: fetched from the store into this
-            // node's table, where the handshake callback finds it (bounded lookups).
-            if let Some(sni) = &hello.sni {
-                let _ = acme.challenges.tls_alpn01_shared(sni).await;
-            }
-            let done = tokio::time::timeout(
-                timeout,
-                pingora::protocols::tls::server::handshake(
-                    &acme.acceptor,
-                    crate::conn::bufio::BufIo::new(stream),
-                ),
-            )
-            .await;
-            let ok = matches!(done, Ok(Ok(_)));
-            tracing::info!(target: "rpaas::acme", event = "tls_alpn_validation", sni = %hello.sni.as_deref().unwrap_or(""), answered = ok, "TLS-ALPN-01 validation");
-            return;
+            answer_tls_alpn01(acme, hello, stream, timeout).await;
+            return None;
         }
     }
     let callbacks = HandshakeCallbacks(ConnInfo {
@@ -307,11 +323,11 @@ async fn handle_tls<A>(
     });
     let hs = tokio::time::timeout(
         timeout,
-        Box::pin(pingora::protocols::tls::server::handshake_with_callback(
+        pingora::protocols::tls::server::handshake_with_callback(
             acceptor,
             crate::conn::bufio::BufIo::new(stream),
             &callbacks,
-        )),
+        ),
     )
     .await;
     let tls = match hs {
@@ -326,7 +342,7 @@ async fn handle_tls<A>(
                 .trim()
                 .to_string();
             handshake_failed(
-                &shared,
+                shared,
                 profile,
                 client,
                 peer,
@@ -334,11 +350,11 @@ async fn handle_tls<A>(
                 "handshake",
                 &reason,
             );
-            return;
+            return None;
         }
         Err(_) => {
             handshake_failed(
-                &shared,
+                shared,
                 profile,
                 client,
                 peer,
@@ -346,7 +362,7 @@ async fn handle_tls<A>(
                 "timeout",
                 "handshake took too long",
             );
-            return;
+            return None;
         }
     };
     crate::metrics::inc(
@@ -360,14 +376,135 @@ async fn handle_tls<A>(
         );
     }
     let h2 = tls.ssl().selected_alpn_protocol() == Some(b"h2");
-    let mut client = crate::conn::scrub::Scrubbed::new(tls);
-    if !h2 {
-        client = client.with_head_deadline(header_timeout);
+    Some(Established {
+        client: Scrubbed::new(tls),
+        h2,
+        header_timeout,
+        keepalive,
+    })
+}
+
+/// Answers an ACME TLS-ALPN-01 validation connection.
+async fn answer_tls_alpn01(
+    acme: &crate::acme::Acme,
+    hello: &ClientHelloInfo,
+    stream: L4Stream,
+    timeout: Duration,
+) {
+    // A challenge another node of the fleet placed: fetched from the store into this
+    // node's table, where the handshake callback finds it (bounded lookups).
+    if let Some(sni) = &hello.sni {
+        let _ = acme.challenges.tls_alpn01_shared(sni).await;
     }
-    let stream: pingora::protocols::Stream = Box::new(client);
-    let mut next = app.process_new(stream, &shutdown).await;
-    while let Some(s) = next {
-        next = app.process_new(s, &shutdown).await;
+    let done = tokio::time::timeout(
+        timeout,
+        pingora::protocols::tls::server::handshake(
+            &acme.acceptor,
+            crate::conn::bufio::BufIo::new(stream),
+        ),
+    )
+    .await;
+    let ok = matches!(done, Ok(Ok(_)));
+    tracing::info!(target: "rpaas::acme", event = "tls_alpn_validation", sni = %hello.sni.as_deref().unwrap_or(""), answered = ok, "TLS-ALPN-01 validation");
+}
+
+/// Serves an HTTP/1 connection request after request, parked between them: Pingora's own
+/// loop (`ServerApp::process_new`) keeps a session waiting for the next request head, its
+/// future (~12 KiB) and header buffer (4 KiB) held for as long as an agent's connection idles;
+/// here the connection waits for the next request's first byte with nothing but its TLS state,
+/// and a session is made when the byte arrives. The first request's wait is bounded by the
+/// head deadline ([`Scrubbed::with_head_deadline`]), later ones by `node.keepalive_timeout`
+/// (the timeout the proxy gives Pingora); shutdown closes parked connections at once. The
+/// rest is Pingora's loop: the same keep-alive and reuse settings carried from session to
+/// session (pipelining stays off, so no request bytes are left in a finished session).
+async fn serve_http1<A>(
+    shared: &Shared,
+    app: &Arc<A>,
+    mut client: Box<Scrubbed>,
+    keepalive: Duration,
+    mut shutdown: ShutdownWatch,
+) where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    let mut settings = None;
+    let mut wait = None;
+    loop {
+        let counted = Counted::new(&shared.metrics.idle_connections);
+        let parked = park(&mut client, wait, &mut shutdown).await;
+        drop(counted);
+        if !parked {
+            return;
+        }
+        let limit = app.server_options().and_then(|o| o.keepalive_request_limit);
+        let served = app.process_new_http(new_session(client, settings.take(), limit), &shutdown);
+        let Some(reused) = served.await else {
+            return;
+        };
+        let (stream, next) = reused.consume();
+        client = match stream.into_any().downcast::<Scrubbed>() {
+            Ok(c) => c,
+            Err(_) => return,
+        };
+        settings = next;
+        wait = Some(keepalive);
+    }
+}
+
+/// The session for the next request on a connection. Not inline in [`serve_http1`]: a local
+/// that was borrowed stays in an async fn's state even after it has been moved out, and a
+/// session is ~1 KiB of every idle connection's task.
+fn new_session(
+    client: Box<Scrubbed>,
+    settings: Option<HttpPersistentSettings>,
+    reuse_limit: Option<u32>,
+) -> ServerSession {
+    let mut session = ServerSession::new_http1(client);
+    match settings {
+        Some(s) => s.apply_to_session(&mut session),
+        None => {
+            // As Pingora's loop starts a connection (the proxy sets the configured keep-alive
+            // on every response).
+            session.set_keepalive(Some(60));
+            session.set_keepalive_reuses_remaining(reuse_limit);
+        }
+    }
+    session
+}
+
+/// Counts itself in a gauge for as long as it lives (whether the future holding it completes
+/// or is dropped).
+struct Counted<'a>(&'a prometheus::IntGauge);
+
+impl<'a> Counted<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Waits for the client's next byte: false if it closed, failed, timed out (`wait`; zero is
+/// no limit, as for Pingora) or the node is shutting down.
+async fn park(client: &mut Scrubbed, wait: Option<Duration>, shutdown: &mut ShutdownWatch) -> bool {
+    if *shutdown.borrow() {
+        return false;
+    }
+    let byte = std::future::poll_fn(|cx| client.poll_park(cx));
+    let limit = async {
+        match wait.filter(|d| !d.is_zero()) {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = byte => matches!(r, Ok(true)),
+        _ = limit => false,
+        _ = shutdown.changed() => false,
     }
 }
 

@@ -15,7 +15,11 @@
 //!   come back with the next request (OpenSSL's own record buffers are freed after every
 //!   record already: `SSL_MODE_RELEASE_BUFFERS`). Agents hold a connection open between check-ins,
 //!   so this is most of what an idle agent costs. One timer per connection, re-armed at most
-//!   once per period whatever the request rate (activity is counted, not timed).
+//!   once per period whatever the request rate (activity is counted, not timed);
+//! * parking between HTTP/1 requests ([`Scrubbed::poll_park`]): the accept loop waits for the
+//!   next request's first byte itself, outside Pingora's session, so an idle connection holds
+//!   no session (its future, its header buffer); the byte read while parked is handed to the
+//!   next read.
 //!
 //! Only a write that begins an HTTP/1.x response head *and* carries the exact header line is
 //! changed: responses that went through `response_filter` have no `Server` header left, so the
@@ -160,6 +164,8 @@ pub struct Scrubbed {
     pending: Vec<u8>,
     head: Option<HeadWatch>,
     idle: IdleRelease,
+    /// The first byte of the next request, read while parked.
+    stash: Option<u8>,
 }
 
 impl Scrubbed {
@@ -169,6 +175,26 @@ impl Scrubbed {
             pending: Vec::new(),
             head: None,
             idle: IdleRelease::default(),
+            stash: None,
+        }
+    }
+
+    /// Waits for the client's next byte without an HTTP session: `Ready(Ok(true))` once one
+    /// has arrived (it is kept for the next read), `Ready(Ok(false))` if the client closed.
+    /// The first-request-head deadline and the idle release apply as to any read.
+    pub fn poll_park(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        if self.stash.is_some() {
+            return Poll::Ready(Ok(true));
+        }
+        let mut one = [0u8; 1];
+        let mut rb = ReadBuf::new(&mut one);
+        ready!(Pin::new(&mut *self).poll_read(cx, &mut rb))?;
+        match rb.filled().first() {
+            Some(&b) => {
+                self.stash = Some(b);
+                Poll::Ready(Ok(true))
+            }
+            None => Poll::Ready(Ok(false)),
         }
     }
 
@@ -213,8 +239,30 @@ impl AsyncRead for Scrubbed {
                 )));
             }
         }
+        let stashed = match this.stash.take() {
+            Some(b) if buf.remaining() > 0 => {
+                buf.put_slice(&[b]);
+                true
+            }
+            Some(b) => {
+                this.stash = Some(b);
+                return Poll::Ready(Ok(()));
+            }
+            None => false,
+        };
         let before = buf.filled().len();
-        if Pin::new(&mut this.inner).poll_read(cx, buf)?.is_pending() {
+        if stashed {
+            // The rest of what has arrived, if any, without waiting: the stashed byte was
+            // already seen by the head watch and the idle count.
+            if buf.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            match Pin::new(&mut this.inner).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) => {}
+                // Reported by the next read, which meets it again.
+                Poll::Ready(Err(_)) | Poll::Pending => return Poll::Ready(Ok(())),
+            }
+        } else if Pin::new(&mut this.inner).poll_read(cx, buf)?.is_pending() {
             if this.idle.idle_now(cx) {
                 this.release_buffers();
             }
