@@ -124,7 +124,11 @@ fn parked_connections_serve_on_and_time_out() {
         let resp = client::read_response(&mut r, false).expect("response");
         assert_eq!(resp.status, 200, "{}", resp.text());
         std::thread::sleep(Duration::from_millis(1200));
-        assert_eq!(gauge(&node, "rpaas_idle_connections"), 1, "parked after {i}");
+        assert_eq!(
+            gauge(&node, "rpaas_idle_connections"),
+            1,
+            "parked after {i}"
+        );
     }
     let t = closed_within(r.get_mut(), Duration::from_secs(10)).expect("keep-alive not applied");
     assert!(
@@ -145,5 +149,8 @@ fn parked_connections_serve_on_and_time_out() {
     let t = closed_within(r.get_mut(), Duration::from_secs(3)).expect("not closed on shutdown");
     assert!(t < Duration::from_secs(2), "closed after {t:?}");
     assert!(node.wait_exit(Duration::from_secs(5)).is_some());
-    assert!(started.elapsed() < Duration::from_secs(3), "drain waited for it");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "drain waited for it"
+    );
 }

@@ -17,12 +17,12 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use openssl::ssl::{NameType, SslAcceptor};
+use pingora::apps::HttpPersistentSettings;
 use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::listeners::TlsAccept;
+use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::socket::SocketAddr as PSocketAddr;
 use pingora::protocols::l4::stream::Stream as L4Stream;
-use pingora::apps::HttpPersistentSettings;
-use pingora::protocols::http::ServerSession;
 use pingora::protocols::tls::TlsRef;
 use pingora::protocols::{GetSocketDigest, SocketDigest};
 use pingora::server::ShutdownWatch;
@@ -216,16 +216,22 @@ async fn handle_tls<A>(
     // The setup runs boxed, freed once the handshake is done: its futures (the prelude's 4 KiB
     // read chunk, OpenSSL's handshake state, the ACME store lookup) would otherwise size the
     // connection's task for as long as it lives, idle or not.
-    let Some(conn) = Box::pin(establish(&shared, index, tcp, peer, acceptor)).await else {
+    let Some(Established {
+        client,
+        h2,
+        header_timeout,
+        keepalive,
+    }) = Box::pin(establish(&shared, index, tcp, peer, acceptor)).await
+    else {
         return;
     };
-    if conn.h2 {
-        let stream: pingora::protocols::Stream = Box::new(conn.client);
+    if h2 {
+        let stream: pingora::protocols::Stream = Box::new(client);
         let _ = app.process_new(stream, &shutdown).await;
         return;
     }
-    let client = Box::new(conn.client.with_head_deadline(conn.header_timeout));
-    serve_http1(&shared, &app, client, conn.keepalive, shutdown).await;
+    let client = Box::new(client.with_head_deadline(header_timeout));
+    serve_http1(&shared, &app, client, keepalive, shutdown).await;
 }
 
 /// A connection past its TLS handshake.
@@ -261,19 +267,10 @@ async fn establish(
     let local = tcp.local_addr().ok();
     let mut stream = L4Stream::from(tcp);
 
-    let prelude = match tokio::time::timeout(timeout, read_prelude(&mut stream, want_proxy)).await
-    {
+    let prelude = match tokio::time::timeout(timeout, read_prelude(&mut stream, want_proxy)).await {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => {
-            handshake_failed(
-                shared,
-                profile,
-                peer,
-                peer,
-                None,
-                "prelude",
-                &e.to_string(),
-            );
+            handshake_failed(shared, profile, peer, peer, None, "prelude", &e.to_string());
             return None;
         }
         Err(_) => {
@@ -435,24 +432,38 @@ async fn serve_http1<A>(
         if !parked {
             return;
         }
-        let limit = app.server_options().and_then(|o| o.keepalive_request_limit);
-        let served = app.process_new_http(new_session(client, settings.take(), limit), &shutdown);
-        let Some(reused) = served.await else {
+        let Some((c, next)) = Box::pin(serve_one(app, client, settings.take(), &shutdown)).await
+        else {
             return;
         };
-        let (stream, next) = reused.consume();
-        client = match stream.into_any().downcast::<Scrubbed>() {
-            Ok(c) => c,
-            Err(_) => return,
-        };
+        client = c;
         settings = next;
         wait = Some(keepalive);
     }
 }
 
-/// The session for the next request on a connection. Not inline in [`serve_http1`]: a local
-/// that was borrowed stays in an async fn's state even after it has been moved out, and a
-/// session is ~1 KiB of every idle connection's task.
+/// One request in a new session; the connection and its settings back if it stays open.
+/// Boxed by the caller: the session (~700 bytes) would otherwise stay in the connection's
+/// task while it is parked.
+async fn serve_one<A>(
+    app: &Arc<A>,
+    client: Box<Scrubbed>,
+    settings: Option<HttpPersistentSettings>,
+    shutdown: &ShutdownWatch,
+) -> Option<(Box<Scrubbed>, Option<HttpPersistentSettings>)>
+where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    let limit = app.server_options().and_then(|o| o.keepalive_request_limit);
+    let reused = app
+        .process_new_http(new_session(client, settings, limit), shutdown)
+        .await?;
+    let (stream, next) = reused.consume();
+    let client = stream.into_any().downcast::<Scrubbed>().ok()?;
+    Some((client, next))
+}
+
+/// The session for the next request on a connection.
 fn new_session(
     client: Box<Scrubbed>,
     settings: Option<HttpPersistentSettings>,
