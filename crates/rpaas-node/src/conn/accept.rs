@@ -4,7 +4,8 @@
 //!
 //! 1. accept; read the PROXY header if the listener expects one *and* the peer is trusted;
 //! 2. read the first TLS record and parse the ClientHello (SNI, offered versions) for logs;
-//! 3. put the bytes back (`Stream::rewind`) and run the OpenSSL handshake;
+//! 3. hand the bytes read to the buffered stream under TLS (`bufio.rs`) and run the OpenSSL
+//!    handshake;
 //! 4. hand the TLS stream to Pingora's `HttpProxy` for as many requests as it carries; on
 //!    HTTP/1, the connection is parked between requests (no session, see [`serve_http1`]).
 
@@ -32,6 +33,7 @@ use rpaas_wire::proxy::{self, ProxyHeader};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
+use crate::conn::bufio::BufIo;
 use crate::conn::scrub::Scrubbed;
 use crate::state::Shared;
 
@@ -63,11 +65,16 @@ struct Prelude {
     proxied: Option<SocketAddr>,
     hello: Option<ClientHelloInfo>,
     not_tls: bool,
+    /// What was read after the PROXY header: the handshake reads it first.
+    read_ahead: Vec<u8>,
 }
 
-/// Reads the PROXY header (when `want_proxy`) and the first TLS record, then rewinds the
-/// stream to just after the PROXY header.
-async fn read_prelude(stream: &mut L4Stream, want_proxy: bool) -> Result<Prelude, PreludeError> {
+/// Reads the PROXY header (when `want_proxy`) and the first TLS record; what follows the
+/// PROXY header is kept for the handshake.
+async fn read_prelude(
+    stream: &mut tokio::net::TcpStream,
+    want_proxy: bool,
+) -> Result<Prelude, PreludeError> {
     let mut buf: Vec<u8> = Vec::with_capacity(2048);
     let mut chunk = [0u8; 4096];
     let mut proxied = None;
@@ -106,11 +113,12 @@ async fn read_prelude(stream: &mut L4Stream, want_proxy: bool) -> Result<Prelude
             Peeked::NotTls => break (None, true),
         }
     };
-    stream.rewind(&buf[offset..]);
+    buf.drain(..offset);
     Ok(Prelude {
         proxied,
         hello,
         not_tls,
+        read_ahead: buf,
     })
 }
 
@@ -252,9 +260,7 @@ async fn establish(
     acceptor: &SslAcceptor,
 ) -> Option<Established> {
     let snap = shared.snapshot.load_full();
-    let Some(lcfg) = snap.config().listeners.get(index) else {
-        return None;
-    };
+    let lcfg = snap.config().listeners.get(index)?;
     let profile = lcfg.tls;
     let want_proxy = lcfg.client_ip == ClientIpSource::ProxyProtocol && lcfg.trusts(peer.ip());
     let timeout = snap.config().node.handshake_timeout;
@@ -265,9 +271,10 @@ async fn establish(
     let _ = tcp.set_nodelay(true);
     let fd = tcp.as_raw_fd();
     let local = tcp.local_addr().ok();
-    let mut stream = L4Stream::from(tcp);
+    let mut tcp = tcp;
 
-    let prelude = match tokio::time::timeout(timeout, read_prelude(&mut stream, want_proxy)).await {
+    let mut prelude = match tokio::time::timeout(timeout, read_prelude(&mut tcp, want_proxy)).await
+    {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => {
             handshake_failed(shared, profile, peer, peer, None, "prelude", &e.to_string());
@@ -290,7 +297,7 @@ async fn establish(
     let digest = SocketDigest::from_raw_fd(fd);
     let _ = digest.peer_addr.set(Some(PSocketAddr::Inet(client)));
     let _ = digest.local_addr.set(local.map(PSocketAddr::Inet));
-    stream.set_socket_digest(digest);
+    let stream = BufIo::new(tcp, digest, std::mem::take(&mut prelude.read_ahead));
 
     if prelude.not_tls {
         handshake_failed(
@@ -320,11 +327,7 @@ async fn establish(
     });
     let hs = tokio::time::timeout(
         timeout,
-        pingora::protocols::tls::server::handshake_with_callback(
-            acceptor,
-            crate::conn::bufio::BufIo::new(stream),
-            &callbacks,
-        ),
+        pingora::protocols::tls::server::handshake_with_callback(acceptor, stream, &callbacks),
     )
     .await;
     let tls = match hs {
@@ -385,7 +388,7 @@ async fn establish(
 async fn answer_tls_alpn01(
     acme: &crate::acme::Acme,
     hello: &ClientHelloInfo,
-    stream: L4Stream,
+    stream: BufIo,
     timeout: Duration,
 ) {
     // A challenge another node of the fleet placed: fetched from the store into this
@@ -395,10 +398,7 @@ async fn answer_tls_alpn01(
     }
     let done = tokio::time::timeout(
         timeout,
-        pingora::protocols::tls::server::handshake(
-            &acme.acceptor,
-            crate::conn::bufio::BufIo::new(stream),
-        ),
+        pingora::protocols::tls::server::handshake(&acme.acceptor, stream),
     )
     .await;
     let ok = matches!(done, Ok(Ok(_)));

@@ -3,15 +3,27 @@
 //! so OpenSSL would make two `recv` calls per TLS record (header, then body) and one `send`
 //! per record. This wrapper restores the buffers; Pingora flushes where it needs the bytes out
 //! (end of header without body, end of body, every chunk of chunked and close-delimited bodies).
+//!
+//! It sits on the bare `TcpStream` rather than Pingora's `l4::Stream` (376 bytes of state for
+//! a rewind buffer, digests and timers we answer ourselves): the bytes the accept loop read
+//! before the handshake (PROXY header, ClientHello) are handed over as the first buffered read,
+//! and the socket digest and the connection's start are kept here for Pingora's traits.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
-use pingora::protocols::l4::stream::Stream as L4Stream;
-use pingora::protocols::{Peek, Shutdown};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
+    TimingDigest, UniqueID, UniqueIDType,
+};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
 
 /// Fits a typical request in one record; larger records are read in more than one go.
 const READ_CAP: usize = 8 * 1024;
@@ -19,8 +31,10 @@ const WRITE_CAP: usize = 16 * 1024 + 512;
 
 #[derive(Debug)]
 pub struct BufIo {
-    inner: L4Stream,
-    /// Allocated at the first read.
+    inner: TcpStream,
+    digest: Option<Arc<SocketDigest>>,
+    established: SystemTime,
+    /// Allocated at the first read (or holding the bytes read before the handshake).
     rbuf: Option<Box<[u8]>>,
     rpos: usize,
     rlen: usize,
@@ -28,12 +42,16 @@ pub struct BufIo {
 }
 
 impl BufIo {
-    pub fn new(inner: L4Stream) -> Self {
+    /// `read_ahead`: bytes already read from the socket, served before anything else.
+    pub fn new(inner: TcpStream, digest: SocketDigest, read_ahead: Vec<u8>) -> Self {
+        let rlen = read_ahead.len();
         Self {
             inner,
-            rbuf: None,
+            digest: Some(Arc::new(digest)),
+            established: SystemTime::now(),
+            rbuf: (rlen > 0).then(|| read_ahead.into_boxed_slice()),
             rpos: 0,
-            rlen: 0,
+            rlen,
             wbuf: Vec::new(),
         }
     }
@@ -68,9 +86,13 @@ impl AsyncRead for BufIo {
             if buf.remaining() >= READ_CAP {
                 return Pin::new(&mut this.inner).poll_read(cx, buf);
             }
-            let rbuf = this
-                .rbuf
-                .get_or_insert_with(|| vec![0u8; READ_CAP].into_boxed_slice());
+            if this.rbuf.as_ref().is_none_or(|b| b.len() != READ_CAP) {
+                // None yet, released while idle, or the read-ahead's.
+                this.rbuf = Some(vec![0u8; READ_CAP].into_boxed_slice());
+            }
+            let Some(rbuf) = this.rbuf.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
             let mut rb = ReadBuf::new(rbuf);
             ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
             this.rlen = rb.filled().len();
@@ -121,11 +143,44 @@ impl AsyncWrite for BufIo {
 impl Shutdown for BufIo {
     async fn shutdown(&mut self) {
         let _ = std::future::poll_fn(|cx| self.poll_drain(cx)).await;
-        self.inner.shutdown().await
+        let _ = AsyncWriteExt::shutdown(&mut self.inner).await;
     }
 }
 
-crate::conn::iodelegate::delegate_digests!(BufIo);
+impl UniqueID for BufIo {
+    fn id(&self) -> UniqueIDType {
+        self.inner.as_raw_fd()
+    }
+}
+
+/// Not TLS itself: the TLS stream above answers.
+impl Ssl for BufIo {}
+
+impl GetTimingDigest for BufIo {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        let mut layers = Vec::with_capacity(2);
+        layers.push(Some(TimingDigest {
+            established_ts: self.established,
+            ..TimingDigest::default()
+        }));
+        layers
+    }
+}
+
+impl GetProxyDigest for BufIo {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        None
+    }
+}
+
+impl GetSocketDigest for BufIo {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.digest.clone()
+    }
+    fn set_socket_digest(&mut self, d: SocketDigest) {
+        self.digest = Some(Arc::new(d));
+    }
+}
 
 #[async_trait]
 impl Peek for BufIo {
