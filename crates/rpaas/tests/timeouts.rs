@@ -136,8 +136,8 @@ fn parked_connections_serve_on_and_time_out() {
         "closed after {t:?} of idling (+1.2 s before)"
     );
     assert_eq!(gauge(&node, "rpaas_idle_connections"), 0);
-    let metrics = up.seen_path("/LabTech/Agent.aspx");
-    assert_eq!(metrics.len(), 5, "every request reached the origin once");
+    let seen = up.seen_path("/LabTech/Agent.aspx");
+    assert_eq!(seen.len(), 5, "every request reached the origin once");
 
     // Shutdown closes a parked connection at once, not at the end of the drain.
     let mut r = std::io::BufReader::new(client::connect(addr, &fx.tls(HOST_A)).expect("connect"));

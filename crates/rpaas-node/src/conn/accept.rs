@@ -499,15 +499,15 @@ impl Drop for Counted<'_> {
     }
 }
 
-/// Waits for the client's next byte: false if it closed, failed, timed out (`wait`; zero is
-/// no limit, as for Pingora) or the node is shutting down.
+/// Waits for the client's next byte: false if it closed, failed, timed out (`wait`, positive:
+/// the config refuses a zero timeout) or the node is shutting down.
 async fn park(client: &mut Scrubbed, wait: Option<Duration>, shutdown: &mut ShutdownWatch) -> bool {
     if *shutdown.borrow() {
         return false;
     }
     let byte = std::future::poll_fn(|cx| client.poll_park(cx));
     let limit = async {
-        match wait.filter(|d| !d.is_zero()) {
+        match wait {
             Some(d) => tokio::time::sleep(d).await,
             None => std::future::pending().await,
         }

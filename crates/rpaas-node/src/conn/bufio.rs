@@ -86,12 +86,10 @@ impl AsyncRead for BufIo {
             if buf.remaining() >= READ_CAP {
                 return Pin::new(&mut this.inner).poll_read(cx, buf);
             }
-            if this.rbuf.as_ref().is_none_or(|b| b.len() != READ_CAP) {
+            let rbuf = match &mut this.rbuf {
+                Some(b) if b.len() == READ_CAP => b,
                 // None yet, released while idle, or the read-ahead's.
-                this.rbuf = Some(vec![0u8; READ_CAP].into_boxed_slice());
-            }
-            let Some(rbuf) = this.rbuf.as_mut() else {
-                return Poll::Ready(Ok(()));
+                slot => slot.insert(vec![0u8; READ_CAP].into_boxed_slice()),
             };
             let mut rb = ReadBuf::new(rbuf);
             ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
